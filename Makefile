@@ -1,0 +1,32 @@
+# zss -- run `make help` for the targets.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The torch build to install; override on a machine with another CUDA, e.g.
+# make install TORCH_SPEC="torch torchvision --index-url https://download.pytorch.org/whl/cu124"
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint demo bench clean
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install $(TORCH_SPEC)
+	$(PY) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install zss editable with the dev extras
+
+test: $(STAMP) ## Run the test suite (installs first when needed)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## Lint with ruff
+	$(VENV)/bin/ruff check .
+
+clean: ## Remove caches and Hydra outputs (keeps .venv)
+	rm -rf .pytest_cache .ruff_cache outputs multirun
