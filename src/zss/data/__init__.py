@@ -1,1 +1,23 @@
-"""zss.data"""
+"""zss.data: datasets, class splits, zero-shot image filters, transforms, DataModule."""
+
+from zss.data.datamodule import STAGES, TransformedDataset, ZSSDataModule
+from zss.data.filters import holdout_split, seenmask_target, stage1_indices, stage2_indices
+from zss.data.splits import (
+    CLASS_LISTS,
+    CONTEXT33_CLASSES,
+    IGNORE_INDEX,
+    VOC_CLASSES,
+    ClassSplit,
+    SplitError,
+    split_from_config,
+)
+from zss.data.transforms import EvalTransform, TrainTransform, pad_collate, resize_short_side
+from zss.data.voc import DataError, VOCSegmentation, read_image, read_label, voc_colormap
+
+__all__ = [
+    "CLASS_LISTS", "CONTEXT33_CLASSES", "IGNORE_INDEX", "STAGES", "VOC_CLASSES", "ClassSplit",
+    "DataError", "EvalTransform", "SplitError", "TrainTransform", "TransformedDataset",
+    "VOCSegmentation", "ZSSDataModule", "holdout_split", "pad_collate", "read_image",
+    "read_label", "resize_short_side", "seenmask_target", "split_from_config",
+    "stage1_indices", "stage2_indices", "voc_colormap",
+]

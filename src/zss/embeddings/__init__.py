@@ -1,1 +1,18 @@
-"""zss.embeddings"""
+"""Class embeddings: word-vector sources (gensim), class name -> words, PCA, normalisation,
+a disk cache, and published tables (DESIGN §1 step 2, §3 "PCA" and "Multi-word class names")."""
+
+from zss.embeddings.build import build_class_embeddings, fit_pca, normalise
+from zss.embeddings.classwords import CLASS_WORDS, MissingWordError, class_vectors
+from zss.embeddings.sources import load_keyed_vectors
+from zss.embeddings.tables import load_table
+
+__all__ = [
+    "CLASS_WORDS",
+    "MissingWordError",
+    "build_class_embeddings",
+    "class_vectors",
+    "fit_pca",
+    "load_keyed_vectors",
+    "load_table",
+    "normalise",
+]

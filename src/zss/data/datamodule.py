@@ -1,0 +1,222 @@
+"""The Lightning DataModule of both training stages (DESIGN §1-2).
+
+Training images (``train_set``) are filtered per stage with the leakage guards of
+:mod:`zss.data.filters`, and one held-out part of them is kept for validation and
+checkpoint selection — never the test split:
+
+- held-out = ``holdout_fraction`` of the stage-1 images plus the same fraction of the
+  images only stage 2 may use (those with train_unseen pixels); one fixed set (``seed``), so
+  no image is trained on in one stage and validated on in the other;
+- stage 1: train = stage-1 images minus held-out; val = the held-out stage-1 images
+  (labels all train_seen);
+- stage 2: train = stage-2 images minus held-out; val = all held-out images (no U pixel);
+  each batch also carries ``"seenmask"``, the seenmask target of ``"label"``;
+- test: the whole ``test_set``, evaluation transforms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from zss.data.filters import holdout_split, seenmask_target, stage1_indices, stage2_indices
+from zss.data.splits import ClassSplit
+from zss.data.transforms import EvalTransform, Normalize, TrainTransform, pad_collate
+
+__all__ = ["STAGES", "TransformedDataset", "ZSSDataModule"]
+
+STAGES = ("stage1", "stage2")
+
+
+class TransformedDataset(Dataset):
+    """Applies a joint transform to the items of a raw dataset (uint8 image, int64 label),
+    and optionally adds ``"seenmask"`` = :func:`seenmask_target` of the transformed label.
+    """
+
+    def __init__(self, base: Dataset, transform: Callable, split: ClassSplit | None = None):
+        self.base = base
+        self.transform = transform
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.base[index])
+        item["image"], item["label"] = self.transform(item["image"], item["label"])
+        if self.split is not None:
+            item["seenmask"] = seenmask_target(item["label"], self.split)
+        return item
+
+
+class ZSSDataModule(L.LightningDataModule):
+    """Data of both SZN training stages and of the test split.
+
+    Args:
+        dataset: factory ``image_set -> dataset`` of raw items ``dict(image uint8 (3, H, W),
+            label int64 (H, W), id)`` with ``class_presence()``, e.g.
+            ``functools.partial(VOCSegmentation, root)``; it must not transform items.
+        split: the class split.
+        normalize: ``uint8 (3, H, W) -> float32 (3, H, W)``, from the models package (it
+            depends on the backbone weights, DESIGN §3).
+        train_set, test_set: image-set names passed to ``dataset``.
+        holdout_fraction: share of the training images held out for validation, in [0, 1).
+        batch_size, eval_batch_size: batch sizes of training and of val/test; batches of
+            full images of different sizes are padded (:func:`pad_collate`).
+        num_workers: DataLoader workers (persistent when > 0).
+        crop_size, scale_range: training crop (None = full images, the paper's setting) and
+            its random scale range.
+        max_short_side: optional downscale bound for every split (None = full resolution).
+        seed: seed of the held-out split.
+
+    Attributes:
+        stage: ``"stage1"`` or ``"stage2"``; the train/val loaders serve this stage.
+
+    Raises:
+        SplitError: a stage filter leaves no image (when the data is set up).
+        DataError: bad input files (from the dataset).
+    """
+
+    def __init__(self, dataset: Callable[[str], Dataset], split: ClassSplit,
+                 normalize: Normalize, train_set: str = "train", test_set: str = "val",
+                 holdout_fraction: float = 0.1, batch_size: int = 1, eval_batch_size: int = 1,
+                 num_workers: int = 0, crop_size: int | tuple[int, int] | None = None,
+                 max_short_side: int | None = None, seed: int = 0,
+                 scale_range: tuple[float, float] = (0.5, 2.0)) -> None:
+        super().__init__()
+        if not 0.0 <= holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}.")
+        self.dataset_factory = dataset
+        self.split = split
+        self.normalize = normalize
+        self.train_set, self.test_set = train_set, test_set
+        self.holdout_fraction = holdout_fraction
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.train_transform = TrainTransform(normalize, crop_size=crop_size,
+                                              scale_range=scale_range,
+                                              max_short_side=max_short_side)
+        self.eval_transform = EvalTransform(normalize, max_short_side=max_short_side)
+        self._stage = STAGES[0]
+        self._train_base: Dataset | None = None
+        self._test_base: Dataset | None = None
+        self.parts: dict[str, list[int]] = {}
+
+    # ---- stage ----
+    @property
+    def stage(self) -> str:
+        return self._stage
+
+    @stage.setter
+    def stage(self, value: str) -> None:
+        if value not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {value!r}.")
+        self._stage = value
+
+    # ---- setup ----
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets and the per-stage index lists (idempotent). ``stage`` is
+        Lightning's ("fit", "test", …), not :attr:`stage`."""
+        if stage in (None, "fit", "validate"):
+            self._setup_train()
+        if stage in (None, "test", "predict"):
+            self._setup_test()
+
+    def _make(self, image_set: str) -> Dataset:
+        ds = self.dataset_factory(image_set)
+        if getattr(ds, "transform", None) is not None:
+            raise ValueError(f"The dataset factory for '{image_set}' returned a dataset with a "
+                             "transform; ZSSDataModule applies its own transforms, build the "
+                             "dataset with transform=None.")
+        return ds
+
+    def _setup_train(self) -> None:
+        if self._train_base is not None:
+            return
+        base = self._make(self.train_set)
+        presence = base.class_presence()  # type: ignore[attr-defined]
+        s1 = stage1_indices(presence, self.split)
+        s2 = stage2_indices(presence, self.split)
+        s1_train, s1_held = holdout_split(s1, self.holdout_fraction, self.seed)
+        only_s2 = sorted(set(s2) - set(s1))
+        extra_train, extra_held = holdout_split(only_s2, self.holdout_fraction, self.seed)
+        self.parts = {
+            "stage1_train": s1_train, "stage1_val": s1_held,
+            "stage2_train": sorted(s1_train + extra_train),
+            "stage2_val": sorted(s1_held + extra_held),
+        }
+        self._n_scanned = len(presence)
+        self._train_base = base
+
+    def _setup_test(self) -> None:
+        if self._test_base is None:
+            self._test_base = self._make(self.test_set)
+
+    # ---- ids and counts ----
+    def _ids(self, part: str) -> list[str]:
+        self._setup_train()
+        ids = getattr(self._train_base, "ids", None)
+        return [ids[i] if ids is not None else str(i) for i in self.parts[part]]
+
+    @property
+    def stage1_train_ids(self) -> list[str]:
+        return self._ids("stage1_train")
+
+    @property
+    def stage1_val_ids(self) -> list[str]:
+        return self._ids("stage1_val")
+
+    @property
+    def stage2_train_ids(self) -> list[str]:
+        return self._ids("stage2_train")
+
+    @property
+    def stage2_val_ids(self) -> list[str]:
+        return self._ids("stage2_val")
+
+    def summary(self) -> dict[str, int]:
+        """Image counts per part, e.g. ``{"scanned": 49, "stage1_train": 31, …,
+        "test": 16}`` (sets the data up)."""
+        self.setup()
+        out = {"scanned": self._n_scanned}
+        out.update({k: len(v) for k, v in self.parts.items()})
+        out["test"] = len(self._test_base)  # type: ignore[arg-type]
+        return out
+
+    def describe(self) -> str:
+        """One line for the run log, e.g. ``stage 1: 31 train / 3 held-out images; …``."""
+        s = self.summary()
+        return (f"split {self.split.name} on '{self.train_set}' ({s['scanned']} images): "
+                f"stage 1: {s['stage1_train']} train / {s['stage1_val']} held-out images; "
+                f"stage 2: {s['stage2_train']} train / {s['stage2_val']} held-out images; "
+                f"test '{self.test_set}': {s['test']} images")
+
+    # ---- loaders ----
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, collate_fn=pad_collate,
+                          persistent_workers=self.num_workers > 0,
+                          pin_memory=torch.cuda.is_available())
+
+    def _part(self, part: str, transform: Callable) -> Subset:
+        self._setup_train()
+        seenmask = self.split if self._stage == "stage2" else None
+        wrapped = TransformedDataset(self._train_base, transform, seenmask)  # type: ignore[arg-type]
+        return Subset(wrapped, self.parts[f"{self._stage}_{part}"])
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self._part("train", self.train_transform), self.batch_size,
+                            shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._part("val", self.eval_transform), self.eval_batch_size,
+                            shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        self._setup_test()
+        return self._loader(TransformedDataset(self._test_base, self.eval_transform),  # type: ignore[arg-type]
+                            self.eval_batch_size, shuffle=False)

@@ -1,0 +1,146 @@
+"""Zero-shot leakage guards: which training images each stage may use (DESIGN §1, §7).
+
+- Stage 1 trains the embedding on images whose labelled pixels are **all** train_seen.
+- Stage 2 trains the seenmask on images with **no** pixel of U (the test-only unseen classes);
+  train_seen pixels are target 1, train_unseen pixels target 0.
+
+Pure functions over per-image class-presence sets (``VOCSegmentation.class_presence()``);
+the unseen classes never reach a loss or an image filter except to exclude images.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+
+import torch
+
+from zss.data.splits import IGNORE_INDEX, ClassSplit, SplitError
+
+__all__ = ["holdout_split", "seenmask_target", "stage1_indices", "stage2_indices"]
+
+Presence = Sequence[AbstractSet[int]]
+
+
+def _names(split: ClassSplit, idx: Sequence[int]) -> list[str]:
+    return [split.class_names[i] for i in idx]
+
+
+def stage1_indices(presence: Presence, split: ClassSplit) -> list[int]:
+    """Images usable in stage 1: every labelled pixel is train_seen (void allowed).
+
+    Images without any labelled pixel are skipped (they carry no training signal).
+
+    Args:
+        presence: per image, the set of label values present (255 excluded).
+        split: the class split.
+
+    Returns:
+        Sorted image indices.
+
+    Raises:
+        SplitError: no image qualifies; names the split, the classes allowed and the number
+            of images scanned.
+    """
+    allowed = set(split.train_seen_idx)
+    keep = [i for i, p in enumerate(presence) if p and set(p) <= allowed]
+    if not keep:
+        raise SplitError(
+            f"Split '{split.name}': no image for stage 1 among the {len(presence)} scanned — "
+            f"stage 1 needs images whose labels are all train_seen {list(split.train_seen)} "
+            f"(excluding any pixel of train_unseen {list(split.train_unseen)} or unseen "
+            f"{list(split.unseen)}). Use a training set that has such images, or move classes "
+            "into train_seen."
+        )
+    return keep
+
+
+def stage2_indices(presence: Presence, split: ClassSplit) -> list[int]:
+    """Images usable in stage 2: no pixel of an unseen (U) class; train_seen and
+    train_unseen pixels allowed. Images without any labelled pixel are skipped.
+
+    Returns:
+        Sorted image indices.
+
+    Raises:
+        SplitError: no image qualifies; names the split, the excluded classes and the number
+            of images scanned.
+    """
+    excluded = set(split.unseen_idx)
+    keep = [i for i, p in enumerate(presence) if p and not (set(p) & excluded)]
+    if not keep:
+        raise SplitError(
+            f"Split '{split.name}': no image for stage 2 among the {len(presence)} scanned — "
+            f"stage 2 excludes every image with a pixel of unseen {list(split.unseen)} and "
+            f"needs pixels of train_seen {list(split.train_seen)} / train_unseen "
+            f"{list(split.train_unseen)}. Use a training set that has such images."
+        )
+    return keep
+
+
+def seenmask_target(label: torch.Tensor, split: ClassSplit) -> torch.Tensor:
+    """Stage-2 target of the seenmask head (DESIGN §1).
+
+    Args:
+        label: int64 tensor (..., H, W), class indices and 255 (void).
+        split: the class split.
+
+    Returns:
+        int64 tensor of the same shape: 1 for train_seen pixels, 0 for train_unseen pixels,
+        255 for void.
+
+    Raises:
+        ValueError: a pixel of an unseen (U) class — such an image must never reach stage 2
+            (the message names the class) — or a value that is no class and not 255.
+    """
+    table = torch.full((256,), -1, dtype=torch.int64)
+    table[split.train_seen_idx] = 1
+    table[split.train_unseen_idx] = 0
+    table[IGNORE_INDEX] = IGNORE_INDEX
+    if label.numel() == 0:
+        return label.to(torch.int64)
+    lo, hi = int(label.min()), int(label.max())
+    if lo < 0 or hi > 255:
+        raise ValueError(f"seenmask_target: label values must be class indices or "
+                         f"{IGNORE_INDEX}, got values in [{lo}, {hi}].")
+    out = table.to(label.device)[label.long()]
+    if bool((out < 0).any()):
+        bad = sorted(int(v) for v in torch.unique(label[out < 0]))
+        names = [split.class_names[v] if v < split.num_classes else f"<no class {v}>"
+                 for v in bad]
+        raise ValueError(
+            f"seenmask_target (split '{split.name}'): label has pixels of {names} (values "
+            f"{bad}), which are not train_seen/train_unseen. Unseen-class pixels must never "
+            "reach stage 2: filter the training images with stage2_indices()."
+        )
+    return out
+
+
+def holdout_split(indices: Sequence[int], fraction: float,
+                  seed: int) -> tuple[list[int], list[int]]:
+    """Deterministically split training images into a training part and a held-out part
+    (for checkpoint selection on training images, never the test split — DESIGN §2).
+
+    Args:
+        indices: the filtered training-image indices.
+        fraction: share to hold out, 0 <= fraction < 1; round(fraction · n) images, at least
+            1 when fraction > 0 and n > 1, never all of them.
+        seed: random seed; the same (indices, fraction, seed) give the same split.
+
+    Returns:
+        (train, held_out), each sorted; train is non-empty whenever indices is.
+
+    Raises:
+        ValueError: fraction outside [0, 1).
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"holdout fraction must be in [0, 1), got {fraction}.")
+    items = sorted(indices)
+    n = len(items)
+    n_held = round(fraction * n)
+    if fraction > 0 and n > 1:
+        n_held = max(1, n_held)
+    n_held = min(n_held, max(n - 1, 0))
+    held = set(random.Random(seed).sample(items, n_held))
+    return [i for i in items if i not in held], [i for i in items if i in held]

@@ -1,0 +1,213 @@
+"""Joint image/label transforms and the padding collate function.
+
+Every transform is a callable ``(image, label) -> (image, label)`` with
+image uint8 (3, H, W) RGB and label int64 (H, W) in, and image float32 (3, h, w) and label
+int64 (h, w) out (DESIGN §2: 255 = void). Geometry is applied to both with the same
+parameters (``tv_tensors.Image`` / ``tv_tensors.Mask`` through ``torchvision.transforms.v2``);
+images are resized bilinearly with antialiasing, labels by nearest neighbour, so labels
+never get new values.
+
+The normalisation (weights-specific: torchvision RGB mean/std vs Caffe BGR mean, DESIGN §3)
+is not chosen here: it is passed in as ``normalize(uint8 (3, H, W)) -> float32 (3, H, W)``.
+Padding happens after normalisation: padded image pixels are 0 in the network's input
+space (the mean colour for mean-subtracted inputs), padded label pixels are 255.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from zss.data.splits import IGNORE_INDEX
+
+__all__ = ["EvalTransform", "TrainTransform", "pad_collate", "resize_short_side"]
+
+Normalize = Callable[[torch.Tensor], torch.Tensor]
+_FILL = {tv_tensors.Image: 0.0, tv_tensors.Mask: IGNORE_INDEX}
+
+
+def _check_pair(image: torch.Tensor, label: torch.Tensor) -> None:
+    if image.ndim != 3 or image.shape[0] != 3 or image.dtype != torch.uint8:
+        raise ValueError(f"transform expects a uint8 image of shape (3, H, W), got "
+                         f"{image.dtype} {tuple(image.shape)}.")
+    if label.ndim != 2 or label.shape != image.shape[-2:]:
+        raise ValueError(f"transform expects a label of shape (H, W) = "
+                         f"{tuple(image.shape[-2:])}, got {tuple(label.shape)}.")
+
+
+def _normalize(normalize: Normalize, image: torch.Tensor) -> torch.Tensor:
+    out = normalize(image.as_subclass(torch.Tensor))
+    if not isinstance(out, torch.Tensor) or out.shape != image.shape:
+        raise ValueError(f"normalize must map a uint8 image {tuple(image.shape)} to a float "
+                         f"tensor of the same shape, got {getattr(out, 'shape', type(out))}.")
+    return out.to(torch.float32)
+
+
+def resize_short_side(image: torch.Tensor, label: torch.Tensor,
+                      max_short_side: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Downscale so that the shorter side is at most ``max_short_side`` (no upscaling).
+
+    Image: bilinear with antialiasing; label: nearest neighbour (``NEAREST_EXACT``, the
+    pixel-centre-aligned variant, so labels stay aligned with the bilinear image).
+
+    Args:
+        image: (3, H, W) tensor (any dtype); label: int64 (H, W).
+        max_short_side: the bound in pixels, or None for no resizing.
+
+    Returns:
+        (image, label) with the same dtypes.
+    """
+    if max_short_side is None:
+        return image, label
+    h, w = label.shape[-2:]
+    short = min(h, w)
+    if short <= max_short_side:
+        return image, label
+    ratio = max_short_side / short
+    size = [max(1, round(h * ratio)), max(1, round(w * ratio))]
+    return _resize(image, label, size)
+
+
+def _resize(image: torch.Tensor, label: torch.Tensor,
+            size: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    image = F.resize(tv_tensors.Image(image), size,
+                     interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
+    label = F.resize(tv_tensors.Mask(label), size,
+                     interpolation=v2.InterpolationMode.NEAREST_EXACT)
+    return image.as_subclass(torch.Tensor), label.as_subclass(torch.Tensor)
+
+
+class EvalTransform:
+    """Evaluation transform: full size (optionally downscaled so the short side is at most
+    ``max_short_side``), then ``normalize``.
+
+    Args:
+        normalize: ``uint8 (3, H, W) -> float32 (3, H, W)``.
+        max_short_side: optional bound on the shorter side in pixels.
+
+    Returns (when called): image float32 (3, h, w), label int64 (h, w).
+    """
+
+    def __init__(self, normalize: Normalize, max_short_side: int | None = None) -> None:
+        self.normalize = normalize
+        self.max_short_side = max_short_side
+
+    def __call__(self, image: torch.Tensor,
+                 label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_pair(image, label)
+        image, label = resize_short_side(image, label, self.max_short_side)
+        return _normalize(self.normalize, image), label.to(torch.int64)
+
+    def __repr__(self) -> str:
+        return f"EvalTransform(max_short_side={self.max_short_side})"
+
+
+class TrainTransform:
+    """Training transform, image and label transformed jointly.
+
+    ``crop_size=None`` (the paper's setting: batch 1, full images): optional downscale to
+    ``max_short_side``, normalize, random horizontal flip.
+    Otherwise: optional downscale, random scale factor uniform in ``scale_range`` (image
+    bilinear, label nearest), normalize, random crop to ``crop_size`` (padding the image
+    with 0 and the label with 255 where the scaled image is smaller), random horizontal
+    flip. Randomness comes from torch's global RNG (seeded per DataLoader worker).
+
+    Args:
+        normalize: ``uint8 (3, H, W) -> float32 (3, H, W)``.
+        crop_size: int or (h, w), or None for full images.
+        scale_range: (min, max) scale factors, used only with a crop.
+        hflip: flip with probability 0.5.
+        max_short_side: optional bound on the shorter side, applied first.
+
+    Returns (when called): image float32 (3, h, w), label int64 (h, w); (h, w) = crop_size
+    when cropping.
+    """
+
+    def __init__(self, normalize: Normalize, crop_size: int | Sequence[int] | None = None,
+                 scale_range: Sequence[float] = (0.5, 2.0), hflip: bool = True,
+                 max_short_side: int | None = None) -> None:
+        self.normalize = normalize
+        if crop_size is not None:
+            crop_size = ((int(crop_size),) * 2 if isinstance(crop_size, int)
+                         else tuple(int(c) for c in crop_size))
+            if len(crop_size) != 2 or min(crop_size) < 1:
+                raise ValueError(f"crop_size must be a positive int or (h, w), got {crop_size}.")
+        self.crop_size = crop_size
+        lo, hi = (float(s) for s in scale_range)
+        if not 0 < lo <= hi:
+            raise ValueError(f"scale_range must be (min, max) with 0 < min <= max, got "
+                             f"{tuple(scale_range)}.")
+        self.scale_range = (lo, hi)
+        self.hflip = hflip
+        self.max_short_side = max_short_side
+        self._crop = (v2.RandomCrop(crop_size, pad_if_needed=True, fill=_FILL)
+                      if crop_size is not None else None)
+        self._flip = v2.RandomHorizontalFlip(0.5) if hflip else None
+
+    def __call__(self, image: torch.Tensor,
+                 label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_pair(image, label)
+        image, label = resize_short_side(image, label, self.max_short_side)
+        if self._crop is not None:
+            lo, hi = self.scale_range
+            scale = lo + (hi - lo) * float(torch.rand(()))
+            h, w = label.shape
+            size = [max(1, math.floor(h * scale + 0.5)), max(1, math.floor(w * scale + 0.5))]
+            if size != [h, w]:
+                image, label = _resize(image, label, size)
+        pair = (tv_tensors.Image(_normalize(self.normalize, image)),
+                tv_tensors.Mask(label.to(torch.int64)))
+        if self._crop is not None:
+            pair = self._crop(*pair)
+        if self._flip is not None:
+            pair = self._flip(*pair)
+        return pair[0].as_subclass(torch.Tensor), pair[1].as_subclass(torch.Tensor)
+
+    def __repr__(self) -> str:
+        return (f"TrainTransform(crop_size={self.crop_size}, scale_range={self.scale_range}, "
+                f"hflip={self.hflip}, max_short_side={self.max_short_side})")
+
+
+def pad_collate(batch: Sequence[dict]) -> dict:
+    """Collate item dicts, padding images of different sizes to the batch maximum.
+
+    Tensors under ``"image"`` are padded with 0 at the bottom/right; every other tensor
+    (``"label"``, ``"seenmask"``) with 255 (void), so padding never counts in a loss or a
+    metric. Non-tensor values (``"id"``) become lists.
+
+    Returns:
+        dict with image float32 (N, 3, H, W), label int64 (N, H, W), id list[str], and any
+        other keys of the items collated the same way.
+
+    Raises:
+        ValueError: an empty batch, or items with different keys.
+    """
+    if not batch:
+        raise ValueError("pad_collate got an empty batch.")
+    keys = list(batch[0])
+    if any(list(item) != keys for item in batch):
+        raise ValueError(f"pad_collate: items have different keys: {[list(b) for b in batch]}.")
+    out: dict = {}
+    for key in keys:
+        values = [item[key] for item in batch]
+        if not all(isinstance(v, torch.Tensor) for v in values):
+            out[key] = values
+            continue
+        shapes = {tuple(v.shape) for v in values}
+        if len(shapes) == 1:
+            out[key] = torch.stack(values)
+            continue
+        if len({v.ndim for v in values}) != 1:
+            raise ValueError(f"pad_collate: '{key}' tensors have different ranks {shapes}.")
+        size = [max(s) for s in zip(*shapes, strict=True)]
+        fill = 0 if key == "image" else IGNORE_INDEX
+        padded = values[0].new_full((len(values), *size), fill)
+        for i, v in enumerate(values):
+            padded[(i, *(slice(0, n) for n in v.shape))] = v
+        out[key] = padded
+    return out

@@ -1,0 +1,108 @@
+"""Import published class-embedding tables (original SZN ``norm_embed_arr_*.pkl``, ZS3,
+SPNet) and put their rows in a dataset's class order."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from zss.embeddings.build import normalise
+
+ALIASES = {"__background__": "background"}
+"""Row-name aliases applied when reading labels (SPNet writes ``__background__``)."""
+
+_LABEL_LINE = re.compile(r"^\s*(\d+)\s*(?::\s*|\t\s*|\s+)(.+?)\s*$")
+
+
+def _read_array(path: Path) -> np.ndarray:
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if path.suffix == ".pkl":
+        # Trusted, published files only: unpickling runs code. latin1 reads Python-2 pickles.
+        with open(path, "rb") as f:
+            return np.asarray(pickle.load(f, encoding="latin1"))
+    raise ValueError(f"{path}: unsupported embedding-table format (expected .pkl or .npy)")
+
+
+def _read_labels(path: Path) -> list[str]:
+    """Names from ``"N: name"`` (classes-59.txt), ``"N<TAB>name"`` (spnet/labels.txt) or bare
+    ``name`` lines, in file order; blank lines are skipped."""
+    names = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        m = _LABEL_LINE.match(line)
+        names.append(m.group(2) if m else line.strip())
+    return names
+
+
+def load_table(
+    path: str | os.PathLike,
+    class_names: Sequence[str],
+    row_names: Sequence[str] | str | os.PathLike | None = None,
+    normalisation: str | None = None,
+) -> np.ndarray:
+    """Load a published class-embedding table, rows in ``class_names`` order.
+
+    Args:
+        path: ``.pkl`` (a pickled 2-D numpy array, e.g. the original SZN code's
+            ``norm_embed_arr_20.pkl``) or ``.npy``. Pickles run code when loaded: trusted files
+            only.
+        class_names: the C dataset classes, in label-index order.
+        row_names: names of the table's rows: None = already in ``class_names`` order (the row
+            count must then be C); a list of names; or a labels file with ``"N: name"``,
+            ``"N<TAB>name"`` or bare-name lines. ``__background__`` reads as ``background``.
+            Rows not named in ``class_names`` are dropped.
+        normalisation: None (values as published), ``"max_norm"`` or ``"unit"``
+            (:func:`normalise`, applied after reordering).
+
+    Returns:
+        float32 (C, j).
+
+    Raises:
+        FileNotFoundError: a missing table or labels file.
+        ValueError: not a 2-D table; row count differs from C without ``row_names`` (names
+            the file and both counts); row_names of the wrong length or repeated; a class not
+            among the row names (names it and the file); unknown normalisation.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"embedding table not found: {path}")
+    table = _read_array(path)
+    if table.ndim != 2:
+        raise ValueError(f"{path}: expected a 2-D (classes, j) table, got shape {table.shape}")
+    class_names = list(class_names)
+    if row_names is None:
+        if table.shape[0] != len(class_names):
+            raise ValueError(
+                f"{path} has {table.shape[0]} rows but {len(class_names)} classes were given; "
+                "pass row_names (a list or a labels file) to reorder the rows by name"
+            )
+        out = table
+    else:
+        if isinstance(row_names, (str, os.PathLike)):
+            labels = Path(row_names)
+            if not labels.is_file():
+                raise FileNotFoundError(f"labels file not found: {labels}")
+            names = _read_labels(labels)
+        else:
+            names = list(row_names)
+        names = [ALIASES.get(n, n) for n in names]
+        if len(names) != table.shape[0]:
+            raise ValueError(f"{path} has {table.shape[0]} rows but {len(names)} row names")
+        if len(set(names)) != len(names):
+            raise ValueError(
+                f"{path}: repeated row names {sorted({n for n in names if names.count(n) > 1})}"
+            )
+        index = {n: i for i, n in enumerate(names)}
+        missing = [n for n in class_names if n not in index]
+        if missing:
+            raise ValueError(f"classes {missing} are not among the row names of {path}")
+        out = table[[index[n] for n in class_names]]
+    out = np.asarray(out, dtype=np.float32)
+    return normalise(out, normalisation) if normalisation is not None else out

@@ -1,0 +1,196 @@
+"""Dataset-level segmentation metrics for zero-shot evaluation (DESIGN §2).
+
+One confusion matrix (rows = ground truth, columns = prediction) is summed over the whole
+split with torchmetrics' ``MulticlassConfusionMatrix(ignore_index=255)``; under DDP
+torchmetrics sums it across ranks. Every score is then a pure function of that matrix,
+following FCN's ``label_accuracy_score`` (Long et al., ``score.py`` of the FCN code):
+
+- pixel accuracy      ``diag.sum() / hist.sum()``
+- mean class accuracy ``nanmean(diag / hist.sum(1))``
+- mIoU                ``nanmean(diag / (hist.sum(1) + hist.sum(0) - diag))``
+- frequency-weighted IoU ``sum(freq[freq > 0] * iou[freq > 0])``, ``freq = hist.sum(1) / hist.sum()``
+
+A class with an empty union has IoU NaN and is left out of the means; a class that is
+predicted but absent from the ground truth has IoU 0 and counts. Means over an empty set of
+classes are NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torchmetrics import Metric
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from zss.data.splits import IGNORE_INDEX, ClassSplit
+
+__all__ = [
+    "per_class_iou", "per_class_accuracy", "segmentation_scores", "zero_shot_scores",
+    "seenmask_scores", "harmonic_mean", "confusion_matrix_metric", "SeenmaskCounts",
+]  # fmt: skip
+
+
+def _as_f64(hist: torch.Tensor) -> torch.Tensor:
+    if hist.ndim != 2 or hist.shape[0] != hist.shape[1]:
+        raise ValueError(f"expected a square (C, C) confusion matrix, got {tuple(hist.shape)}")
+    return hist.detach().to("cpu", torch.float64)
+
+
+def per_class_iou(hist: torch.Tensor) -> torch.Tensor:
+    """Per-class intersection over union.
+
+    Args:
+        hist: (C, C) confusion matrix of pixel counts, rows = ground truth, columns =
+            prediction (any numeric dtype).
+
+    Returns:
+        float64 (C,), values in [0, 1]; NaN where a class's union is empty.
+
+    Raises:
+        ValueError: ``hist`` is not square.
+    """
+    h = _as_f64(hist)
+    diag = h.diagonal()
+    union = h.sum(1) + h.sum(0) - diag
+    return diag / union  # 0/0 -> NaN, the FCN convention
+
+
+def per_class_accuracy(hist: torch.Tensor) -> torch.Tensor:
+    """Per-class pixel accuracy (recall): float64 (C,), NaN for classes absent from the
+    ground truth. ``hist`` as in :func:`per_class_iou`."""
+    h = _as_f64(hist)
+    return h.diagonal() / h.sum(1)
+
+
+def _nanmean(x: torch.Tensor) -> float:
+    x = x[~torch.isnan(x)]
+    return float(x.mean()) if x.numel() else math.nan
+
+
+def harmonic_mean(a: float, b: float) -> float:
+    """Harmonic mean ``2ab / (a + b)`` (hIoU); NaN if either is NaN, 0 if both are 0."""
+    if math.isnan(a) or math.isnan(b):
+        return math.nan
+    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+
+
+def segmentation_scores(hist: torch.Tensor) -> dict[str, float]:
+    """FCN's four scores from a dataset-level confusion matrix.
+
+    Args:
+        hist: (C, C) pixel counts, rows = ground truth, columns = prediction.
+
+    Returns:
+        ``pixel_acc``, ``mean_acc``, ``miou``, ``fwiou``: floats in [0, 1] (NaN when the
+        matrix is empty). Recipe: FCN ``score.py:label_accuracy_score``.
+    """
+    h = _as_f64(hist)
+    total = h.sum()
+    iou = per_class_iou(h)
+    freq = h.sum(1) / total
+    present = freq > 0
+    return {
+        "pixel_acc": float(h.diagonal().sum() / total) if total > 0 else math.nan,
+        "mean_acc": _nanmean(per_class_accuracy(h)),
+        "miou": _nanmean(iou),
+        "fwiou": float((freq[present] * iou[present]).sum()) if total > 0 else math.nan,
+    }
+
+
+def zero_shot_scores(hist: torch.Tensor, split: ClassSplit) -> dict[str, float]:
+    """FCN's four scores plus the seen/unseen means of DESIGN §2.
+
+    Args:
+        hist: (C, C) pixel counts over ``split.class_names``.
+        split: the class split.
+
+    Returns:
+        :func:`segmentation_scores` plus ``miou_seen`` (S = train_seen ∪ train_unseen),
+        ``miou_unseen`` (U), ``miou_train_seen``, ``miou_train_unseen`` and ``hiou`` (harmonic
+        mean of ``miou_seen`` and ``miou_unseen``); means over classes whose IoU is defined,
+        NaN for an empty set.
+
+    Raises:
+        ValueError: the matrix size differs from the split's class count.
+    """
+    if hist.shape[0] != split.num_classes:
+        raise ValueError(f"confusion matrix has {hist.shape[0]} classes, split "
+                         f"'{split.name}' has {split.num_classes}")
+    iou = per_class_iou(hist)
+    out = segmentation_scores(hist)
+    for key, idx in (("miou_seen", split.seen_idx), ("miou_unseen", split.unseen_idx),
+                     ("miou_train_seen", split.train_seen_idx),
+                     ("miou_train_unseen", split.train_unseen_idx)):
+        out[key] = _nanmean(iou[idx]) if idx else math.nan
+    out["hiou"] = harmonic_mean(out["miou_seen"], out["miou_unseen"])
+    return out
+
+
+def seenmask_scores(counts: torch.Tensor, split: ClassSplit) -> dict[str, float]:
+    """How well the seenmask separates train_seen pixels from all others.
+
+    The seenmask answers "unseen" (channel 0) or "seen" (channel 1, a train_seen class).
+    A pixel is truly "unseen" when its class is not in train_seen (train_unseen or U).
+
+    Args:
+        counts: (C, 2) pixel counts, rows = ground-truth class, columns = seenmask decision
+            (0 = unseen, 1 = seen), void excluded.
+        split: the class split.
+
+    Returns:
+        ``seenmask_acc`` (fraction of pixels decided correctly), ``seenmask_precision`` and
+        ``seenmask_recall`` of the "unseen" decision, ``seenmask_recall_train_unseen`` and
+        ``seenmask_recall_unseen`` (recall restricted to train_unseen / U pixels). Floats in
+        [0, 1]; NaN where a denominator is 0.
+    """
+    c = counts.detach().to("cpu", torch.float64)
+    truly_unseen = torch.ones(split.num_classes, dtype=torch.bool)
+    truly_unseen[split.train_seen_idx] = False
+
+    def ratio(num: torch.Tensor, den: torch.Tensor) -> float:
+        return float(num / den) if den > 0 else math.nan
+
+    said_unseen = c[:, 0]
+    out = {
+        "seenmask_acc": ratio(said_unseen[truly_unseen].sum() + c[~truly_unseen, 1].sum(),
+                              c.sum()),
+        "seenmask_precision": ratio(said_unseen[truly_unseen].sum(), said_unseen.sum()),
+        "seenmask_recall": ratio(said_unseen[truly_unseen].sum(), c[truly_unseen].sum()),
+    }
+    for key, idx in (("seenmask_recall_train_unseen", split.train_unseen_idx),
+                     ("seenmask_recall_unseen", split.unseen_idx)):
+        out[key] = ratio(said_unseen[idx].sum(), c[idx].sum()) if idx else math.nan
+    return out
+
+
+def confusion_matrix_metric(num_classes: int) -> MulticlassConfusionMatrix:
+    """The dataset-level confusion matrix: ``MulticlassConfusionMatrix`` with ignore index
+    255, no normalisation, summed over batches (and over DDP ranks at ``compute()``).
+
+    ``update(preds, target)`` takes int64 (N, H, W) predictions and labels in
+    [0, num_classes) ∪ {255}."""
+    return MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX,
+                                     validate_args=False)
+
+
+class SeenmaskCounts(Metric):
+    """(C, 2) pixel counts of ground-truth class × seenmask decision, summed over batches and
+    DDP ranks. ``update(decision, target)``: decision int64 (N, H, W) in {0, 1} (1 = seen),
+    target int64 (N, H, W) class labels with 255 = void (ignored)."""
+
+    full_state_update = False
+
+    def __init__(self, num_classes: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.add_state("counts", torch.zeros(num_classes, 2, dtype=torch.long),
+                       dist_reduce_fx="sum")
+
+    def update(self, decision: torch.Tensor, target: torch.Tensor) -> None:
+        valid = target != IGNORE_INDEX
+        idx = target[valid] * 2 + decision[valid]
+        self.counts += torch.bincount(idx, minlength=2 * self.num_classes).view(-1, 2)
+
+    def compute(self) -> torch.Tensor:
+        return self.counts

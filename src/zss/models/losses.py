@@ -1,0 +1,100 @@
+"""Per-pixel losses, averaged over the valid pixels of the whole batch (DESIGN §1, §3).
+
+Every loss is a mean over ALL valid pixels (label != 255) of the batch — not a mean of
+per-image means — so it does not depend on how pixels are grouped into batches. With no valid
+pixel the loss is a zero that still has a graph (``backward()`` works, gradients are 0).
+All losses are computed in float32.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from zss.data.splits import IGNORE_INDEX
+from zss.models.predict import check_labels, cosine_scores
+
+
+def _check_shapes(pred: Tensor, labels: Tensor) -> None:
+    if pred.dim() != 4 or labels.shape != (pred.shape[0], *pred.shape[2:]):
+        raise ValueError(
+            f"expected prediction (N,K,H,W) and labels (N,H,W), got {tuple(pred.shape)}, "
+            f"{tuple(labels.shape)}"
+        )
+
+
+def cosine_embedding_loss(
+    emb: Tensor, labels: Tensor, class_emb: Tensor, eps: float = 1e-8
+) -> Tensor:
+    """Stage-1 loss of SZN: mean over valid pixels of ``1 − cos(v, s_label)``.
+
+    Args:
+        emb: float (N, j, H, W), pixel embeddings ``v``.
+        labels: int64 (N, H, W), class indices in ``[0, C)`` or 255 (ignored).
+        class_emb: float (C, j), class embeddings ``s``.
+        eps: norm floor of :func:`~zss.models.predict.cosine_scores`.
+
+    Returns:
+        float32 scalar in [0, 2]; 0 for a perfect embedding or when no pixel is valid.
+
+    Raises:
+        ValueError: on mismatched shapes or labels outside ``[0, C)`` ∪ {255}.
+    """
+    _check_shapes(emb, labels)
+    valid = check_labels(labels, class_emb.shape[0])
+    cos = cosine_scores(emb, class_emb, eps=eps)  # (N, C, H, W): cheaper than (N, H, W, j)
+    cos_label = cos.gather(1, labels.where(valid, 0).long().unsqueeze(1)).squeeze(1)
+    return ((1.0 - cos_label) * valid).sum() / valid.sum().clamp(min=1)
+
+
+def mse_embedding_loss(emb: Tensor, labels: Tensor, class_emb: Tensor) -> Tensor:
+    """MSE ablation of the stage-1 loss: mean over valid pixels of ``||v − s_label||² / j``.
+
+    The reduction is ``nn.MSELoss``'s: the mean squared error per element over the
+    ``P × j`` elements of the ``P`` valid pixels.
+
+    Args:
+        emb: float (N, j, H, W); labels: int64 (N, H, W) (255 ignored); class_emb: float (C, j).
+
+    Returns:
+        float32 scalar >= 0; 0 for a perfect embedding or when no pixel is valid.
+
+    Raises:
+        ValueError: on mismatched shapes or labels outside ``[0, C)`` ∪ {255}.
+    """
+    _check_shapes(emb, labels)
+    if class_emb.dim() != 2 or class_emb.shape[1] != emb.shape[1]:
+        raise ValueError(
+            f"class_emb {tuple(class_emb.shape)} does not match emb {tuple(emb.shape)}"
+        )
+    valid = check_labels(labels, class_emb.shape[0])
+    if not bool(valid.any()):
+        return emb.sum() * 0.0
+    v = emb.permute(0, 2, 3, 1)[valid].float()  # (P, j)
+    s = class_emb.to(device=emb.device, dtype=torch.float32)[labels[valid].long()]
+    return F.mse_loss(v, s, reduction="mean")
+
+
+def masked_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Per-pixel softmax cross-entropy, mean over valid pixels (target != 255).
+
+    Used for FCN-S (K = number of classes) and the stage-2 seenmask (K = 2; with two logits
+    it equals the binary cross-entropy of the logit difference).
+
+    Args:
+        logits: float (N, K, H, W).
+        target: int64 (N, H, W), values in ``[0, K)`` or 255.
+
+    Returns:
+        float32 scalar >= 0; 0 when no pixel is valid.
+
+    Raises:
+        ValueError: on mismatched shapes or targets outside ``[0, K)`` ∪ {255}.
+    """
+    _check_shapes(logits, target)
+    valid = check_labels(target, logits.shape[1])
+    total = F.cross_entropy(
+        logits.float(), target.long(), ignore_index=IGNORE_INDEX, reduction="sum"
+    )
+    return total / valid.sum().clamp(min=1)

@@ -1,0 +1,265 @@
+"""Tests of zss.embeddings: sources, class words, PCA + normalisation, cache, published tables."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+from sklearn.decomposition import PCA
+
+from zss.data.splits import CONTEXT33_CLASSES, VOC_CLASSES
+from zss.embeddings import (
+    CLASS_WORDS,
+    MissingWordError,
+    build_class_embeddings,
+    class_vectors,
+    fit_pca,
+    load_keyed_vectors,
+    load_table,
+    normalise,
+)
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+WV = SHARED / "word-vectors"
+D = 30
+
+
+def _need_shared() -> None:
+    if not WV.is_dir():
+        pytest.skip(f"shared real data not found at {WV} (the ../shared checkout is absent)")
+
+
+def _toy_kv(seed: int = 0) -> KeyedVectors:
+    """Random D-dim vectors: 200 filler words first (the 'frequent' vocabulary), then every
+    word of CLASS_WORDS."""
+    words = [f"filler{i}" for i in range(200)]
+    words += sorted({w for ws in CLASS_WORDS.values() for w in ws})
+    kv = KeyedVectors(vector_size=D)
+    rng = np.random.default_rng(seed)
+    kv.add_vectors(words, rng.normal(size=(len(words), D)).astype(np.float32))
+    return kv
+
+
+@pytest.fixture
+def toy_txt(tmp_path: Path) -> tuple[Path, KeyedVectors]:
+    kv = _toy_kv()
+    path = tmp_path / "toy.w2v.txt"
+    kv.save_word2vec_format(str(path), binary=False)
+    return path, load_keyed_vectors(path)  # the reference reads back the text file's values
+
+
+def _raw(kv: KeyedVectors, names) -> np.ndarray:
+    return np.stack([np.mean([kv[w] for w in CLASS_WORDS[n]], axis=0) for n in names])
+
+
+# --- class words -----------------------------------------------------------------------------
+
+
+def test_class_words_cover_voc_and_context33():
+    assert set(VOC_CLASSES) | set(CONTEXT33_CLASSES) <= set(CLASS_WORDS)
+    assert CLASS_WORDS["pottedplant"] == ("potted", "plant")
+    assert CLASS_WORDS["diningtable"] == ("dining", "table")
+    assert CLASS_WORDS["tvmonitor"] == ("tv", "monitor")
+    assert all(CLASS_WORDS[n] == (n,) for n in ("sky", "aeroplane", "background"))
+
+
+def test_class_vectors_mean_and_missing_word(toy_txt):
+    _, kv = toy_txt
+    got = class_vectors(kv, VOC_CLASSES)
+    assert got.shape == (21, D) and got.dtype == np.float32
+    np.testing.assert_allclose(got, _raw(kv, VOC_CLASSES), rtol=0, atol=1e-6)
+    # a class without an entry is its own single word; lower-case fallback
+    np.testing.assert_allclose(class_vectors(kv, ["filler3", "Sky"]),
+                               np.stack([kv["filler3"], kv["sky"]]), atol=1e-7)  # fmt: skip
+    with pytest.raises(MissingWordError) as e:
+        class_vectors(kv, ["cat", "zebracorn"], source="toy.txt")
+    msg = str(e.value)
+    assert "zebracorn" in msg and "toy.txt" in msg
+    assert isinstance(e.value, KeyError) and isinstance(e.value, ValueError)
+
+
+def test_missing_multi_word(tmp_path):
+    kv = _toy_kv()
+    words = [w for w in kv.index_to_key if w != "potted"]
+    small = KeyedVectors(vector_size=D)
+    small.add_vectors(words, np.stack([kv[w] for w in words]))
+    with pytest.raises(MissingWordError, match="'potted'.*'pottedplant'"):
+        class_vectors(small, VOC_CLASSES, source="small")
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+
+def test_binary_word2vec_round_trip(tmp_path):
+    kv = _toy_kv()
+    for name in ("toy.bin", "toy.bin.gz", "toy_no_suffix"):
+        path = tmp_path / name
+        kv.save_word2vec_format(str(path), binary=True)
+        back = load_keyed_vectors(path)
+        assert back.index_to_key == kv.index_to_key
+        np.testing.assert_array_equal(back.vectors, kv.vectors)
+    assert len(load_keyed_vectors(tmp_path / "toy.bin", limit=50)) == 50
+
+
+def test_text_and_saved_kv(tmp_path, toy_txt):
+    path, kv = toy_txt
+    assert len(load_keyed_vectors(path, limit=10)) == 10
+    kv.save(str(tmp_path / "toy.kv"))
+    back = load_keyed_vectors(str(tmp_path / "toy.kv"))
+    np.testing.assert_array_equal(back.vectors, kv.vectors)
+
+
+def test_fasttext_bin_detected_by_magic(tmp_path):
+    from gensim.models import FastText
+    from gensim.models.fasttext import save_facebook_model
+
+    model = FastText([["cat", "dog", "sky"]] * 5, vector_size=8, min_count=1, epochs=1, bucket=50)
+    save_facebook_model(model, str(tmp_path / "vectors.bin"))  # no "fasttext" in the name
+    kv = load_keyed_vectors(tmp_path / "vectors.bin")
+    assert kv.vector_size == 8 and class_vectors(kv, ["cat", "sky"]).shape == (2, 8)
+
+
+def test_missing_path_raises(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.bin"):
+        load_keyed_vectors(tmp_path / "nope.bin")
+
+
+def test_downloader_offline_is_clear_runtime_error(monkeypatch):
+    import gensim.downloader
+
+    def offline(name, return_path=False):
+        raise ConnectionError("network is unreachable")
+
+    monkeypatch.setattr(gensim.downloader, "load", offline)
+    with pytest.raises(RuntimeError) as e:
+        load_keyed_vectors("word2vec-google-news-300")
+    msg = str(e.value)
+    assert "word2vec-google-news-300" in msg and "network" in msg
+    assert "GoogleNews-vectors-negative300.bin" in msg and "embedding.source=" in msg
+
+
+def test_shared_glove_all_voc_classes():
+    _need_shared()
+    kv = load_keyed_vectors(WV / "glove6B50d_classwords.w2v.txt")
+    assert kv.vector_size == 50
+    for names in (VOC_CLASSES, CONTEXT33_CLASSES):
+        vec = class_vectors(kv, names)
+        assert vec.shape == (len(names), 50) and np.isfinite(vec).all()
+        assert (np.linalg.norm(vec, axis=1) > 0).all()
+
+
+# --- PCA, normalisation, build ---------------------------------------------------------------
+
+
+def test_normalise():
+    x = np.array([[3.0, 4.0], [0.0, 1.0]])
+    np.testing.assert_allclose(normalise(x, "max_norm"), [[0.6, 0.8], [0.0, 0.2]], atol=1e-7)
+    np.testing.assert_allclose(normalise(x, "unit"), [[0.6, 0.8], [0.0, 1.0]], atol=1e-7)
+    assert normalise(x, "unit").dtype == np.float32
+    with pytest.raises(ValueError, match="l2"):
+        normalise(x, "l2")
+    with pytest.raises(ValueError):
+        normalise(np.zeros((2, 2)), "unit")
+
+
+def test_build_without_pca_equals_numpy(toy_txt):
+    path, kv = toy_txt
+    raw = _raw(kv, VOC_CLASSES)
+    got = build_class_embeddings(VOC_CLASSES, path, dim=D)
+    assert got.shape == (21, D) and got.dtype == np.float32
+    np.testing.assert_allclose(got, raw / np.linalg.norm(raw, axis=1).max(), atol=1e-6)
+    unit = build_class_embeddings(VOC_CLASSES, path, dim=D, normalisation="unit")
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1, atol=1e-6)
+
+
+def test_build_with_pca_equals_sklearn(toy_txt):
+    path, kv = toy_txt
+    ref_pca = PCA(n_components=5).fit(kv.vectors.astype(np.float64))
+    ref = ref_pca.transform(_raw(kv, VOC_CLASSES).astype(np.float64))
+    ref /= np.linalg.norm(ref, axis=1).max()
+    got = build_class_embeddings(VOC_CLASSES, path, dim=5, pca_vocab=len(kv))
+    assert got.shape == (21, 5)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    assert abs(np.linalg.norm(got, axis=1).max() - 1) < 1e-6
+    # the PCA uses only the first pca_vocab (most frequent) words
+    pca = fit_pca(kv, 5, vocab_size=100)
+    np.testing.assert_allclose(pca.mean_, kv.vectors[:100].mean(0), atol=1e-6)
+
+
+def test_build_dimension_errors(toy_txt):
+    path, _ = toy_txt
+    with pytest.raises(ValueError, match=r"31.*30"):
+        build_class_embeddings(VOC_CLASSES, path, dim=31)
+    with pytest.raises(MissingWordError, match="'zebracorn'.*'unicorn'"):
+        build_class_embeddings(["cat", "unicorn"], path, dim=5,
+                               words={"unicorn": ("zebracorn",)})  # fmt: skip
+
+
+def test_build_cache(tmp_path, toy_txt, monkeypatch):
+    path, _ = toy_txt
+    cache = tmp_path / "cache"
+    kwargs = dict(pca_vocab=100, cache_dir=cache)
+    first = build_class_embeddings(VOC_CLASSES, path, dim=5, **kwargs)
+    assert len(list(cache.glob("*.npy"))) == 1 and not list(cache.glob("*.tmp"))
+
+    def no_load(*args, **kw):
+        raise AssertionError("the word vectors were loaded despite the cache")
+
+    monkeypatch.setattr("zss.embeddings.build.load_keyed_vectors", no_load)
+    t = time.perf_counter()
+    second = build_class_embeddings(VOC_CLASSES, path, dim=5, **kwargs)
+    assert time.perf_counter() - t < 0.1
+    np.testing.assert_array_equal(first, second)
+    for other in (dict(dim=4), dict(dim=5, normalisation="unit"), dict(dim=5, words={})):
+        with pytest.raises(AssertionError, match="despite the cache"):  # a different key
+            build_class_embeddings(VOC_CLASSES, path, **other, **kwargs)
+    path.write_text(path.read_text() + "\n")  # the source file changed: its key changes
+    with pytest.raises(AssertionError, match="despite the cache"):
+        build_class_embeddings(VOC_CLASSES, path, dim=5, **kwargs)
+
+
+# --- published tables ------------------------------------------------------------------------
+
+
+def test_load_table_szn_original():
+    _need_shared()
+    emb = load_table(WV / "szn-original/pascal/norm_embed_arr_20.pkl", VOC_CLASSES)
+    assert emb.shape == (21, 20) and emb.dtype == np.float32
+    assert abs(np.linalg.norm(emb, axis=1).max() - 1) < 1e-6
+    with pytest.raises(ValueError, match=r"norm_embed_arr_20\.pkl.*21 rows.*33.*row_names"):
+        load_table(WV / "szn-original/pascal/norm_embed_arr_20.pkl", CONTEXT33_CLASSES)
+    ctx = load_table(WV / "szn-original/context/norm_embed_arr_5.pkl", CONTEXT33_CLASSES,
+                     row_names=SHARED / "pascal-context-sample/classes-33.txt")  # fmt: skip
+    assert ctx.shape == (33, 5)
+
+
+def test_load_table_reorders_by_name():
+    _need_shared()
+    table = WV / "spnet/word2vec.pkl"
+    emb = load_table(table, VOC_CLASSES, row_names=WV / "spnet/labels.txt")
+    assert emb.shape == (21, 300) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    rev = list(reversed(VOC_CLASSES))
+    emb_rev = load_table(table, rev, row_names=WV / "spnet/labels.txt")
+    np.testing.assert_array_equal(emb_rev, emb[::-1])
+    # a name list with the alias works the same, and normalisation applies after
+    names = ["__background__"] + list(VOC_CLASSES[1:])
+    np.testing.assert_array_equal(load_table(table, VOC_CLASSES, row_names=names), emb)
+    mx = load_table(table, VOC_CLASSES, row_names=names, normalisation="max_norm")
+    assert abs(np.linalg.norm(mx, axis=1).max() - 1) < 1e-6
+    with pytest.raises(ValueError, match=r"'sky'.*word2vec\.pkl"):
+        load_table(table, ["cat", "sky"], row_names=names)
+
+
+def test_load_table_npy_and_labels_formats(tmp_path):
+    arr = np.arange(12, dtype=np.float64).reshape(3, 4)
+    np.save(tmp_path / "t.npy", arr)
+    for text in ("0: b\n1: a\n2: c\n", "0\tb\n1\ta\n2\tc", "b\na\nc\n"):
+        (tmp_path / "labels.txt").write_text(text)
+        got = load_table(tmp_path / "t.npy", ["a", "b", "c"], row_names=tmp_path / "labels.txt")
+        np.testing.assert_array_equal(got, arr[[1, 0, 2]])
+    with pytest.raises(ValueError, match=r"t\.npy.*3 rows.*2 classes"):
+        load_table(tmp_path / "t.npy", ["a", "b"])
