@@ -67,7 +67,9 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
 
     split = split_from_config(**cfg.split)
     class_embeddings = _class_embeddings(cfg, split)
-    dm = instantiate(cfg.data, split=split, normalize=preprocessing_for(cfg.model.backbone.weights))
+    # objects go in after instantiation: Hydra would turn a dataclass argument into a config
+    dm = instantiate(cfg.data, _partial_=True)(
+        split=split, normalize=preprocessing_for(cfg.model.backbone.weights))
     dm.setup("fit")
     log.info(dm.describe())
 
@@ -77,7 +79,7 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
     if "stage1" in stages:
         module = Stage1Module(split=_split_dict(split), backbone=OmegaConf.to_container(
             cfg.model.backbone), embed_dim=cfg.model.embed_dim, class_embeddings=class_embeddings,
-            variant=cfg.model.variant, loss=cfg.model.loss, optimizer=instantiate(cfg.optimizer),
+            variant=cfg.model.variant, loss=cfg.model.loss, optimizer=OmegaConf.to_container(cfg.optimizer),
             bias_lr_factor=cfg.model.bias_lr_factor)
         load_pretrained(module.net.backbone, cfg.model.backbone.weights)
         trainer, ckpt = _trainer(cfg, "stage1", out)
@@ -93,7 +95,8 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
         if module is None:
             raise ValueError("stage2 needs a stage-1 model: add stage1 to `stages` or set "
                              "stage1_ckpt=/path/to/stage1.ckpt")
-        module = Stage2Module.from_stage1(module, optimizer=instantiate(cfg.stage2.optimizer))
+        module = Stage2Module.from_stage1(module, optimizer=OmegaConf.to_container(
+            cfg.stage2.optimizer))
         trainer, ckpt = _trainer(cfg, "stage2", out)
         dm.stage = "stage2"
         trainer.fit(module, datamodule=dm)

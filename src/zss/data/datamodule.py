@@ -127,7 +127,7 @@ class ZSSDataModule(L.LightningDataModule):
             self._setup_test()
 
     def _make(self, image_set: str) -> Dataset:
-        ds = self.dataset_factory(image_set)
+        ds = self.dataset_factory(image_set=image_set)
         if getattr(ds, "transform", None) is not None:
             raise ValueError(f"The dataset factory for '{image_set}' returned a dataset with a "
                              "transform; ZSSDataModule applies its own transforms, build the "

@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.utils import get_class
 from torch import nn
 
 from zss.data.splits import ClassSplit
@@ -65,13 +66,15 @@ class ZeroShotModule(L.LightningModule):
             (the buffer is then filled from the state dict).
         variant: ``"fcn_je"`` (joint embedding) or ``"fcn_s"`` (softmax over seen classes).
         seenmask: whether the network has the seenmask head (stage 2).
-        optimizer: a partial optimiser constructor (Hydra ``_partial_: true``).
+        optimizer: optimiser config as plain data, ``{"_target_": "torch.optim.Adam",
+            "lr": 1e-5, ...}`` (the ``conf/optimizer`` group; ``_partial_`` is ignored). Kept
+            as data so that a checkpoint loads without Hydra objects.
         bias_lr_factor: learning-rate multiplier for biases (2 in the Caffe SGD recipe).
     """
 
     def __init__(self, split: dict, backbone: dict, embed_dim: int | None,
                  class_embeddings: torch.Tensor | None, variant: str, seenmask: bool,
-                 optimizer: Callable[..., torch.optim.Optimizer],
+                 optimizer: dict[str, Any],
                  bias_lr_factor: float = 1.0) -> None:
         super().__init__()
         if variant not in ("fcn_je", "fcn_s"):
@@ -122,6 +125,7 @@ class ZeroShotModule(L.LightningModule):
         self.log_dict(flat, sync_dist=False)  # already summed across ranks by torchmetrics
 
     def make_optimizer(self, named: Iterable[tuple[str, nn.Parameter]]) -> torch.optim.Optimizer:
-        opt = self.hparams.optimizer
-        lr = opt.keywords["lr"]
-        return opt(param_groups(named, lr, self.hparams.bias_lr_factor))
+        kwargs = {k: v for k, v in self.hparams.optimizer.items() if not k.startswith("_")}
+        optimizer_cls = get_class(self.hparams.optimizer["_target_"])
+        return optimizer_cls(param_groups(named, kwargs["lr"], self.hparams.bias_lr_factor),
+                             **kwargs)

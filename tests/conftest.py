@@ -1,0 +1,25 @@
+"""Shared fixtures: the real sample data under ../shared/data (skip when absent)."""
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+VOC_SAMPLE = SHARED_DATA / "voc2012-sample"
+
+
+@pytest.fixture(scope="session")
+def voc_sample() -> Path:
+    if not (VOC_SAMPLE / "VOCdevkit" / "VOC2012").is_dir():
+        pytest.skip(f"the shared VOC sample is absent ({VOC_SAMPLE}); it ships beside the repo "
+                    "as ../shared/data")
+    return VOC_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def word_vectors_dir() -> Path:
+    path = SHARED_DATA / "word-vectors"
+    if not path.is_dir():
+        pytest.skip(f"the shared word-vector tables are absent ({path})")
+    return path
