@@ -195,7 +195,7 @@ def test_torchvision_weights_without_network_raise_clear_error(tmp_path, monkeyp
         FCN32sBackbone(weights="torchvision")
     msg = str(info.value)
     assert str(tmp_path) in msg and "vgg16-397923af.pth" in msg
-    assert "model.weights=null" in msg and "name resolution" in msg
+    assert "model.backbone.weights=null" in msg and "name resolution" in msg
 
 
 def test_preprocessing_matches_weight_source() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from zss.data.splits import ClassSplit, split_from_config
+from zss.errors import UserInputError
 from zss.models import load_pretrained, preprocessing_for
 from zss.modules import Stage1Module, Stage2Module
 from zss.modules.evaluation import format_table, write_table_csv
@@ -133,11 +135,27 @@ def _check_same_split(module: Stage1Module, split: ClassSplit, path: str) -> Non
                          "+experiment or another checkpoint")
 
 
+def _user_error(err: BaseException | None) -> BaseException | None:
+    """The user-input error behind ``err`` (Hydra wraps errors raised in ``instantiate``)."""
+    while err is not None:
+        if isinstance(err, (UserInputError, FileNotFoundError)):
+            return err
+        err = err.__cause__
+    return None
+
+
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``cfg.optimized_metric`` (NaN if it was not computed)."""
     try:
         payload = train_and_test(cfg)
+    except Exception as err:
+        cause = _user_error(err)
+        if cause is None:
+            raise
+        # bad data or config: one paragraph naming what is wrong, no traceback
+        print(f"\nzss: error: {cause}", file=sys.stderr)
+        sys.exit(2)
     finally:
         if "wandb" in (cfg.get("logger") or {}):
             import wandb

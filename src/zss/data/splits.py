@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from zss.errors import UserInputError
+
 IGNORE_INDEX = 255
 """Void / ignore label value used everywhere (never -1)."""
 
@@ -39,7 +41,7 @@ aeroplane; it has no background class."""
 CLASS_LISTS: dict[str, tuple[str, ...]] = {"voc": VOC_CLASSES, "context33": CONTEXT33_CLASSES}
 
 
-class SplitError(ValueError):
+class SplitError(UserInputError, ValueError):
     """A class split that names unknown classes, overlaps, misses classes or filters out
     every image."""
 

@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_image
 
 from zss.data.splits import IGNORE_INDEX
+from zss.errors import UserInputError
 
 __all__ = ["DataError", "VOCSegmentation", "read_image", "read_label", "resolve_voc_root",
            "voc_colormap"]
@@ -38,7 +39,7 @@ _LABEL_MODES = ("P", "L")
 _MAX_NAMED = 5
 
 
-class DataError(ValueError):
+class DataError(UserInputError, ValueError):
     """Input data that cannot be used: missing files, wrong label format or values, image
     and label of different sizes. The message names the file and says how to fix it."""
 
@@ -163,7 +164,7 @@ def resolve_voc_root(root: str | os.PathLike, year: str = "VOC2012") -> Path:
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"Dataset root {root} does not exist; set the data root (e.g. "
-                        "data.root=/path/to/folder-with-VOCdevkit) to the folder holding "
+                        "paths.data_dir=/path/to/folder-with-VOCdevkit) to the folder holding "
                         f"VOCdevkit/{year}.")
     for cand in (root / "VOCdevkit" / year, root / year, root):
         if (cand / "ImageSets").is_dir() or (cand / "JPEGImages").is_dir():

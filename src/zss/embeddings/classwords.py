@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from gensim.models import KeyedVectors
 
+from zss.errors import UserInputError
+
 CLASS_WORDS: dict[str, tuple[str, ...]] = {
     # PASCAL VOC, in VOC_CLASSES order
     "background": ("background",),
@@ -66,7 +68,7 @@ word2vec is case-sensitive and could not be checked offline — :func:`class_vec
 word as written, then lower-cased, and raises :class:`MissingWordError` otherwise."""
 
 
-class MissingWordError(KeyError, ValueError):
+class MissingWordError(UserInputError, KeyError, ValueError):
     """A word of a class name is not in the word-vector vocabulary (a ``KeyError`` and a
     ``ValueError``); the message names the word, the class and the source."""
 

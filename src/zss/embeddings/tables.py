@@ -72,7 +72,13 @@ def load_table(
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"embedding table not found: {path}")
+        have = sorted(p.name for p in path.parent.glob("*")) if path.parent.is_dir() else []
+        raise FileNotFoundError(
+            f"embedding table not found: {path}. "
+            + (f"Tables in {path.parent}: {have}; pick a j that has one (model.embed_dim) "
+               if have else f"The folder {path.parent} does not exist; set "
+               "paths.word_vectors_dir (or $ZSS_WORD_VECTORS) to the folder of the tables ")
+            + "or build the vectors yourself with embedding=word2vec.")
     table = _read_array(path)
     if table.ndim != 2:
         raise ValueError(f"{path}: expected a 2-D (classes, j) table, got shape {table.shape}")

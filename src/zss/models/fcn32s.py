@@ -24,6 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
+from zss.errors import UserInputError
+
 VGG16_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 """Indices of the 13 convs in ``torchvision.models.vgg16().features`` (and in ours)."""
 _VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
@@ -103,11 +105,15 @@ def preprocessing_for(weights: WeightsSpec) -> Preprocessing:
     return CAFFE_PREPROCESSING
 
 
+class WeightsUnavailableError(UserInputError, RuntimeError):
+    """Pretrained weights can be neither read from the cache nor downloaded."""
+
+
 def load_torchvision_vgg16_state_dict() -> dict[str, Tensor]:
     """torchvision's ``VGG16_Weights.IMAGENET1K_V1`` state dict (torch hub cache or download).
 
     Raises:
-        RuntimeError: if the weights can be neither read from the torch hub cache nor
+        WeightsUnavailableError: (a RuntimeError) if the weights can be neither read from the torch hub cache nor
             downloaded; the message names the cache directory and how to fix it.
     """
     from torchvision.models import VGG16_Weights
@@ -117,7 +123,7 @@ def load_torchvision_vgg16_state_dict() -> dict[str, Tensor]:
         return weights.get_state_dict(progress=False)
     except Exception as err:  # URLError / OSError (no network), corrupt file, hash mismatch
         hub = torch.hub.get_dir()
-        raise RuntimeError(
+        raise WeightsUnavailableError(
             f"Could not load torchvision's VGG16 ImageNet weights: not found in the torch hub "
             f"cache directory {hub!r} (looked for {os.path.join(hub, 'checkpoints', TORCHVISION_FILENAME)!r}) "
             f"and the download from {weights.url} failed ({type(err).__name__}: {err}). "

@@ -1,0 +1,7 @@
+"""The base class of errors caused by a user's input (data, config, files)."""
+
+
+class UserInputError(Exception):
+    """Bad input that the user can fix: the message names the file, class or key at fault
+    and says how to fix it. ``python -m zss.run`` prints it as one paragraph, without a
+    traceback, and exits with status 2."""
