@@ -31,9 +31,6 @@ from zss.data import (
     voc_colormap,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-VOC_SAMPLE = SHARED_DATA / "voc2012-sample"
-
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 255
@@ -45,14 +42,6 @@ def split_17_2_2():
     assert len(seen) == 17
     return split_from_config("voc_17_2_2", "voc", seen, ["aeroplane", "horse"],
                              ["sheep", "train"])
-
-
-@pytest.fixture(scope="module")
-def voc_sample() -> Path:
-    if not (VOC_SAMPLE / "VOCdevkit" / "VOC2012").is_dir():
-        pytest.skip(f"shared VOC sample not found at {VOC_SAMPLE} (needs ../shared/data next "
-                    "to the repository)")
-    return VOC_SAMPLE
 
 
 # ---- tiny VOC trees in tmp_path ---------------------------------------------------------

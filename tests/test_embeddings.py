@@ -22,14 +22,8 @@ from zss.embeddings import (
     normalise,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-WV = SHARED / "word-vectors"
 D = 30
 
-
-def _need_shared() -> None:
-    if not WV.is_dir():
-        pytest.skip(f"shared real data not found at {WV} (the ../shared checkout is absent)")
 
 
 def _toy_kv(seed: int = 0) -> KeyedVectors:
@@ -141,8 +135,8 @@ def test_downloader_offline_is_clear_runtime_error(monkeypatch):
     assert "GoogleNews-vectors-negative300.bin" in msg and "embedding.source=" in msg
 
 
-def test_shared_glove_all_voc_classes():
-    _need_shared()
+def test_shared_glove_all_voc_classes(word_vectors_dir):
+    WV = word_vectors_dir
     kv = load_keyed_vectors(WV / "glove6B50d_classwords.w2v.txt")
     assert kv.vector_size == 50
     for names in (VOC_CLASSES, CONTEXT33_CLASSES):
@@ -224,20 +218,20 @@ def test_build_cache(tmp_path, toy_txt, monkeypatch):
 # --- published tables ------------------------------------------------------------------------
 
 
-def test_load_table_szn_original():
-    _need_shared()
+def test_load_table_szn_original(word_vectors_dir):
+    WV = word_vectors_dir
     emb = load_table(WV / "szn-original/pascal/norm_embed_arr_20.pkl", VOC_CLASSES)
     assert emb.shape == (21, 20) and emb.dtype == np.float32
     assert abs(np.linalg.norm(emb, axis=1).max() - 1) < 1e-6
     with pytest.raises(ValueError, match=r"norm_embed_arr_20\.pkl.*21 rows.*33.*row_names"):
         load_table(WV / "szn-original/pascal/norm_embed_arr_20.pkl", CONTEXT33_CLASSES)
     ctx = load_table(WV / "szn-original/context/norm_embed_arr_5.pkl", CONTEXT33_CLASSES,
-                     row_names=SHARED / "pascal-context-sample/classes-33.txt")  # fmt: skip
+                     row_names=WV.parent / "pascal-context-sample/classes-33.txt")  # fmt: skip
     assert ctx.shape == (33, 5)
 
 
-def test_load_table_reorders_by_name():
-    _need_shared()
+def test_load_table_reorders_by_name(word_vectors_dir):
+    WV = word_vectors_dir
     table = WV / "spnet/word2vec.pkl"
     emb = load_table(table, VOC_CLASSES, row_names=WV / "spnet/labels.txt")
     assert emb.shape == (21, 300) and emb.dtype == np.float32
