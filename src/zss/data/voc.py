@@ -186,6 +186,9 @@ class VOCSegmentation(Dataset):
             :class:`zss.data.transforms.TrainTransform`.
         num_classes: number of classes; label values must be < num_classes or 255.
         cache_dir: optional folder for the :meth:`class_presence` cache (json).
+        label_dir: folder of the label PNGs under VOC2012: ``SegmentationClass`` (VOC's own)
+            or ``SegmentationClassAug`` (SBD's train_aug labels, written by
+            ``python -m zss.data.convert_sbd``).
 
     Items are ``dict(image, label, id)``: without a transform, image is uint8 (3, H, W) RGB
     and label int64 (H, W); with one, whatever it returns.
@@ -198,14 +201,15 @@ class VOCSegmentation(Dataset):
 
     def __init__(self, root: str | os.PathLike, image_set: str = "train",
                  transform: Transform | None = None, num_classes: int = 21,
-                 cache_dir: str | os.PathLike | None = None) -> None:
+                 cache_dir: str | os.PathLike | None = None,
+                 label_dir: str = "SegmentationClass") -> None:
         self.root = resolve_voc_root(root)
         self.image_set = image_set
         self.transform = transform
         self.num_classes = int(num_classes)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.image_dir = self.root / "JPEGImages"
-        self.label_dir = self.root / "SegmentationClass"
+        self.label_dir = self.root / label_dir
         self.list_file = self.root / "ImageSets" / "Segmentation" / f"{image_set}.txt"
         self.ids = self._read_ids()
         self._check_files()
