@@ -5,3 +5,7 @@ class UserInputError(Exception):
     """Bad input that the user can fix: the message names the file, class or key at fault
     and says how to fix it. ``python -m zss.run`` prints it as one paragraph, without a
     traceback, and exits with status 2."""
+
+
+class ConfigError(UserInputError, ValueError):
+    """A run configuration that cannot work (e.g. stage 2 without a stage-1 model)."""

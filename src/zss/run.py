@@ -23,7 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from zss.data.splits import ClassSplit, split_from_config
-from zss.errors import UserInputError
+from zss.errors import ConfigError, UserInputError
 from zss.models import load_pretrained, preprocessing_for
 from zss.modules import Stage1Module, Stage2Module
 from zss.modules.evaluation import format_table, write_table_csv
@@ -44,9 +44,8 @@ def _class_embeddings(cfg: DictConfig, split: ClassSplit) -> torch.Tensor | None
     return torch.as_tensor(emb, dtype=torch.float32)
 
 
-def _trainer(cfg: DictConfig, stage: str, out: Path) -> tuple[L.Trainer, Any]:
+def _trainer(cfg: DictConfig, stage: str, loggers: list) -> tuple[L.Trainer, Any]:
     ckpt = instantiate(cfg.callbacks[f"{stage}_checkpoint"])
-    loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
     trainer = instantiate(cfg.trainer, max_epochs=cfg[stage].max_epochs, callbacks=[ckpt],
                           logger=loggers or False)
     return trainer, ckpt
@@ -76,6 +75,8 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
     log.info(dm.describe())
 
     stages = list(cfg.stages)
+    # one set of loggers for all stages: one W&B run / one CSV file per job
+    loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
     module: L.LightningModule | None = None
     meta: dict[str, Any] = {"split": split.name, "embedding_source": _embedding_source(cfg)}
     if "stage1" in stages:
@@ -84,7 +85,7 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
             variant=cfg.model.variant, loss=cfg.model.loss, optimizer=OmegaConf.to_container(cfg.optimizer),
             bias_lr_factor=cfg.model.bias_lr_factor)
         load_pretrained(module.net.backbone, cfg.model.backbone.weights)
-        trainer, ckpt = _trainer(cfg, "stage1", out)
+        trainer, ckpt = _trainer(cfg, "stage1", loggers)
         dm.stage = "stage1"
         trainer.fit(module, datamodule=dm)
         meta["stage1_ckpt"] = _best(ckpt)
@@ -95,11 +96,11 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
         _check_same_split(module, split, cfg.stage1_ckpt)
     if "stage2" in stages:
         if module is None:
-            raise ValueError("stage2 needs a stage-1 model: add stage1 to `stages` or set "
+            raise ConfigError("stage2 needs a stage-1 model: add stage1 to `stages` or set "
                              "stage1_ckpt=/path/to/stage1.ckpt")
         module = Stage2Module.from_stage1(module, optimizer=OmegaConf.to_container(
             cfg.stage2.optimizer))
-        trainer, ckpt = _trainer(cfg, "stage2", out)
+        trainer, ckpt = _trainer(cfg, "stage2", loggers)
         dm.stage = "stage2"
         trainer.fit(module, datamodule=dm)
         meta["stage2_ckpt"] = _best(ckpt)
@@ -107,8 +108,8 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
     results: dict[str, Any] = {}
     if "test" in stages:
         if module is None:
-            raise ValueError("test needs a model: add stage1 to `stages` or set stage1_ckpt")
-        trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
+            raise ConfigError("test needs a model: add stage1 to `stages` or set stage1_ckpt")
+        trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
         dm.setup("test")
         trainer.test(module, datamodule=dm, verbose=False)
         scores, table = module.test_results
@@ -116,7 +117,9 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
         write_table_csv(out / "per_class_iou.csv", table)
         print(f"\nTest split '{cfg.data.test_set}', {split.name}:\n{format_table(scores, table)}")
     payload = {**meta, "metrics": results}
-    (out / "metrics.json").write_text(json.dumps(payload, indent=2, allow_nan=True))
+    # strict JSON: a score that is undefined (NaN, e.g. no unseen class present) is null
+    strict = {**payload, "metrics": {k: None if math.isnan(v) else v for k, v in results.items()}}
+    (out / "metrics.json").write_text(json.dumps(strict, indent=2, allow_nan=False))
     log.info("Results in %s", out)
     return payload
 
@@ -130,7 +133,7 @@ def _embedding_source(cfg: DictConfig) -> str | None:
 
 def _check_same_split(module: Stage1Module, split: ClassSplit, path: str) -> None:
     if module.split != split:
-        raise ValueError(f"stage1_ckpt {path} was trained for split '{module.split.name}' "
+        raise ConfigError(f"stage1_ckpt {path} was trained for split '{module.split.name}' "
                          f"({module.split.train_seen}), not '{split.name}'; pass the matching "
                          "+experiment or another checkpoint")
 
