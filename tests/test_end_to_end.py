@@ -77,3 +77,19 @@ def test_save_load_evaluate_reproduces_metrics(run_dir, voc_sample):
     assert again.keys() == payload["metrics"].keys()
     for k, val in payload["metrics"].items():
         assert (val is None and math.isnan(again[k])) or val == again[k], k
+
+
+def test_stage2_starts_from_a_given_stage1_checkpoint(run_dir, voc_sample, word_vectors_dir,
+                                                      tmp_path):
+    out, _ = run_dir
+    stage1 = json.loads((out / "metrics.json").read_text())["stage1_ckpt"]
+    cmd = [sys.executable, "-m", "zss.run", "+experiment=voc_17_2_2", "+debug=cpu",
+           f"paths.data_dir={voc_sample}", f"paths.word_vectors_dir={word_vectors_dir}",
+           f"hydra.run.dir={tmp_path}", "stages=[stage2,test]", f"stage1_ckpt={stage1}", *TINY]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    payload = json.loads((tmp_path / "metrics.json").read_text())
+    assert payload["stage1_ckpt"] == stage1
+    assert Path(payload["stage2_ckpt"]).parent == tmp_path / "checkpoints" / "stage2"
+    assert not (tmp_path / "checkpoints" / "stage1").exists()
+    assert "test/szn/hiou" in payload["metrics"]
