@@ -78,7 +78,7 @@ class ClassSplit:
         for key, names in sets.items():
             unknown = [n for n in names if n not in known]
             if unknown:
-                problems.append(f"{key} names unknown classes {unknown}")
+                problems.append(f"{key} lists unknown classes {unknown}")
             dup = sorted({n for n in names if list(names).count(n) > 1})
             if dup:
                 problems.append(f"{key} lists {dup} more than once")
@@ -96,8 +96,9 @@ class ClassSplit:
         if problems:
             raise SplitError(
                 f"Invalid class split '{self.name}': " + "; ".join(problems)
-                + f". The known classes are {list(self.class_names)}; fix conf/split/"
-                f"{self.name}.yaml so that every class is in exactly one set."
+                + f". The known classes are {list(self.class_names)}; fix the split "
+                f"(conf/split/{self.name}.yaml or your split.* overrides) so that every class "
+                "is in exactly one set."
             )
 
     # ---- indices -----------------------------------------------------------------------

@@ -41,6 +41,11 @@ def _read_labels(path: Path) -> list[str]:
     return names
 
 
+def _natural(name: str) -> list:
+    """Sort key that orders embedded numbers numerically (arr_2 < arr_10)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
 def load_table(
     path: str | os.PathLike,
     class_names: Sequence[str],
@@ -72,7 +77,8 @@ def load_table(
     """
     path = Path(path)
     if not path.is_file():
-        have = sorted(p.name for p in path.parent.glob("*")) if path.parent.is_dir() else []
+        have = sorted((f.name for f in path.parent.glob("*")), key=_natural) \
+            if path.parent.is_dir() else []
         raise FileNotFoundError(
             f"embedding table not found: {path}. "
             + (f"Tables in {path.parent}: {have}; pick a j that has one (model.embed_dim) "
