@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassConfusionMatrix
@@ -64,8 +65,9 @@ def per_class_accuracy(hist: torch.Tensor) -> torch.Tensor:
 
 
 def _nanmean(x: torch.Tensor) -> float:
-    x = x[~torch.isnan(x)]
-    return float(x.mean()) if x.numel() else math.nan
+    # numpy's pairwise summation, as FCN's np.nanmean: scores bit-identical to the recipe
+    x = x.numpy()
+    return float(np.nanmean(x)) if (~np.isnan(x)).any() else math.nan
 
 
 def harmonic_mean(a: float, b: float) -> float:
@@ -86,15 +88,18 @@ def segmentation_scores(hist: torch.Tensor) -> dict[str, float]:
         matrix is empty). Recipe: FCN ``score.py:label_accuracy_score``.
     """
     h = _as_f64(hist)
-    total = h.sum()
     iou = per_class_iou(h)
-    freq = h.sum(1) / total
-    present = freq > 0
+    mean_acc, miou = _nanmean(per_class_accuracy(h)), _nanmean(iou)
+    h, iou = h.numpy(), iou.numpy()  # the reductions in numpy, exactly as FCN writes them
+    total = h.sum()
+    if total == 0:
+        return {"pixel_acc": math.nan, "mean_acc": mean_acc, "miou": miou, "fwiou": math.nan}
+    freq = h.sum(axis=1) / total
     return {
-        "pixel_acc": float(h.diagonal().sum() / total) if total > 0 else math.nan,
-        "mean_acc": _nanmean(per_class_accuracy(h)),
-        "miou": _nanmean(iou),
-        "fwiou": float((freq[present] * iou[present]).sum()) if total > 0 else math.nan,
+        "pixel_acc": float(np.diag(h).sum() / total),
+        "mean_acc": mean_acc,
+        "miou": miou,
+        "fwiou": float((freq[freq > 0] * iou[freq > 0]).sum()),
     }
 
 
