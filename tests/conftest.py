@@ -23,3 +23,9 @@ def word_vectors_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"the shared word-vector tables are absent ({path})")
     return path
+
+
+@pytest.fixture(scope="session")
+def glove_cache(tmp_path_factory) -> Path:
+    """One cache folder per test session for the converted GloVe vectors and class tables."""
+    return tmp_path_factory.mktemp("glove-cache")

@@ -21,9 +21,12 @@ def load(*overrides):
 def test_experiment_composes_with_the_paper_recipe(name):
     cfg = load(f"+experiment={name}")
     split = split_from_config(**cfg.split)
-    assert cfg.task_name == split.name
-    if name == "demo" or name.startswith("demo_"):
+    if name == "demo" or name.startswith("demo_"):  # outputs/demo*/, apart from real runs
+        assert cfg.task_name == name and cfg.embedding.source == "glove-6b-50d"
+        assert cfg.data.dataset._target_ == "zss.data.SyntheticSegmentation"
         return
+    assert cfg.task_name == split.name
+    assert cfg.embedding._target_ == "zss.embeddings.load_table"  # the paper's tables
     assert cfg.data.batch_size == 1 and cfg.data.crop_size is None  # full images, batch 1
     assert cfg.model.backbone.name == "fcn32s" and cfg.model.backbone.fc_width == 4096
     assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == 1e-5
@@ -58,3 +61,8 @@ def test_sgd_recipe_doubles_the_bias_learning_rate():
     assert groups[0]["params"] == [conv.weight]
     assert groups[1]["params"] == [conv.bias]
     assert groups[1]["lr"] == 2 * cfg.optimizer.lr and groups[1]["weight_decay"] == 0.0
+
+
+def test_offline_glove_is_the_default_embedding():
+    cfg = load()
+    assert cfg.embedding.source == "glove-6b-50d" and cfg.embedding.normalisation == "max_norm"

@@ -257,3 +257,18 @@ def test_load_table_npy_and_labels_formats(tmp_path):
         np.testing.assert_array_equal(got, arr[[1, 0, 2]])
     with pytest.raises(ValueError, match=r"t\.npy.*3 rows.*2 classes"):
         load_table(tmp_path / "t.npy", ["a", "b"])
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_streamed_build_equals_gensim_and_sklearn(tmp_path, binary):
+    """A word2vec file is streamed (class words found past the PCA vocabulary, PCA fitted
+    block by block); the table equals gensim's full load + sklearn's PCA."""
+    kv = _toy_kv(seed=3)
+    path = tmp_path / ("toy.bin" if binary else "toy.txt")
+    kv.save_word2vec_format(str(path), binary=binary)
+    full = KeyedVectors.load_word2vec_format(str(path), binary=binary)
+    ref = PCA(n_components=7, svd_solver="full").fit(full.vectors[:100].astype(np.float64))
+    ref = ref.transform(_raw(full, VOC_CLASSES).astype(np.float64))
+    ref /= np.linalg.norm(ref, axis=1).max()
+    got = build_class_embeddings(VOC_CLASSES, path, dim=7, pca_vocab=100)
+    np.testing.assert_allclose(got, ref, atol=1e-5)

@@ -3,8 +3,10 @@
 Stages (``stages`` key): ``stage1`` trains FCN-32s + head on train_seen images; ``stage2``
 trains the seenmask head on the frozen stage-1 model; ``test`` evaluates every variant
 (FCN-S, or FCN-JE, SZN and SZN-PS) on the test split. The run's Hydra output directory gets
-``config.yaml`` (resolved), ``checkpoints/``, ``metrics.json`` and ``per_class_iou.csv``.
-Returns ``optimized_metric`` so that sweeps can use it.
+``config.yaml`` (resolved), ``checkpoints/``, ``metrics.json`` and ``per_class_iou.csv``;
+``visualize=N`` adds ``predictions.png`` (N test images, :mod:`zss.visualize`) and
+``explain=true`` prints a reading of the table (:mod:`zss.explain`). Returns
+``optimized_metric`` so that sweeps can use it.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from zss.data.splits import ClassSplit, split_from_config
 from zss.errors import ConfigError, UserInputError
+from zss.explain import explain
 from zss.models import load_pretrained, preprocessing_for
 from zss.modules import Stage1Module, Stage2Module
 from zss.modules.evaluation import format_table, write_table_csv
+from zss.visualize import save_test_predictions
 
 log = logging.getLogger("zss")
 
@@ -115,7 +119,17 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
         scores, table = module.test_results
         results = {f"test/{v}/{k}": val for v, s in scores.items() for k, val in s.items()}
         write_table_csv(out / "per_class_iou.csv", table)
-        print(f"\nTest split '{cfg.data.test_set}', {split.name}:\n{format_table(scores, table)}")
+        source = meta["embedding_source"]
+        source = f" (class embeddings: {source})" if source else ""
+        print(f"\nTest split '{cfg.data.test_set}', {split.name}{source}:\n"
+              f"{format_table(scores, table)}")
+        if cfg.get("explain"):
+            hists = {v: m.compute() for v, m in module.evaluator.matrices.items()}
+            print("\n" + explain(scores, split, hists))
+        if cfg.get("visualize"):
+            meta["predictions_png"] = str(save_test_predictions(
+                module, dm.test_dataloader().dataset, int(cfg.visualize), out / "predictions.png"))
+            print(f"\nPredictions of {int(cfg.visualize)} test images: {meta['predictions_png']}")
     payload = {**meta, "metrics": results}
     # strict JSON: a score that is undefined (NaN, e.g. no unseen class present) is null
     strict = {**payload, "metrics": {k: None if math.isnan(v) else v for k, v in results.items()}}

@@ -11,12 +11,14 @@ from zss.data.splits import (
     SplitError,
     split_from_config,
 )
+from zss.data.synthetic import SyntheticSegmentation
 from zss.data.transforms import EvalTransform, TrainTransform, pad_collate, resize_short_side
 from zss.data.voc import DataError, VOCSegmentation, read_image, read_label, voc_colormap
 
 __all__ = [
     "CLASS_LISTS", "CONTEXT33_CLASSES", "IGNORE_INDEX", "STAGES", "VOC_CLASSES", "ClassSplit",
-    "DataError", "EvalTransform", "SplitError", "TrainTransform", "TransformedDataset",
+    "DataError", "EvalTransform", "SplitError", "SyntheticSegmentation", "TrainTransform",
+    "TransformedDataset",
     "VOCSegmentation", "ZSSDataModule", "holdout_split", "pad_collate", "read_image",
     "read_label", "resize_short_side", "seenmask_target", "split_from_config",
     "stage1_indices", "stage2_indices", "voc_colormap",

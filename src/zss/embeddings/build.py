@@ -7,48 +7,110 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from gensim.models import KeyedVectors
-from sklearn.decomposition import PCA
 
-from zss.embeddings.classwords import CLASS_WORDS, class_vectors
-from zss.embeddings.sources import load_keyed_vectors
+from zss.embeddings.classwords import CLASS_WORDS, MissingWordError, class_vectors, lookup_words
+from zss.embeddings.sources import load_keyed_vectors, word2vec_file
+from zss.embeddings.stream import iter_word2vec
 
 NORMALISATIONS = ("max_norm", "unit")
 _CACHE_VERSION = 1  # bump when the recipe changes, so old cache files are not reused
 
 
-def fit_pca(kv: KeyedVectors, dim: int, vocab_size: int) -> PCA:
-    """Fit a PCA to ``dim`` components on the first ``vocab_size`` words of ``kv``.
+@dataclass(frozen=True)
+class PCAProjection:
+    """A PCA fitted by :func:`fit_pca`: ``transform(x) = (x - mean_) @ components_.T``.
+
+    Attributes:
+        mean_: float64 (D,), the mean of the fitted word vectors.
+        components_: float64 (dim, D), the principal axes (unit rows) by decreasing variance,
+            each row's largest-magnitude entry positive (scikit-learn's ``svd_flip`` rule for
+            ``PCA``), so they equal ``sklearn.decomposition.PCA(svd_solver="full")``'s up to
+            rounding.
+        explained_variance_: float64 (dim,), the variance along each axis (ddof = 1).
+        n_samples_: number of words fitted on.
+    """
+
+    mean_: np.ndarray
+    components_: np.ndarray
+    explained_variance_: np.ndarray
+    n_samples_: int
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Project (N, D) vectors: float64 (N, dim)."""
+        return (np.asarray(x, dtype=np.float64) - self.mean_) @ self.components_.T
+
+
+def fit_pca(vectors: KeyedVectors | Iterable[np.ndarray], dim: int,
+            vocab_size: int) -> PCAProjection:
+    """Fit a PCA to ``dim`` components on the first ``vocab_size`` word vectors.
 
     DESIGN §3: the PCA is fitted on a large vocabulary (word2vec files list the most frequent
     words first), never on the class vectors alone — 21 vectors cannot give 50 components,
-    and fitting on the test classes would use their vectors in training. The fit runs in
-    float64 with the exact (``"full"``) SVD, so it is deterministic.
+    and fitting on the test classes would use their vectors in training.
+
+    The fit never holds the vocabulary in float64: it sums the vectors and their outer
+    products block by block in float64 (shifted by the first block's mean, against
+    cancellation), then takes the eigenvectors of the covariance matrix (LAPACK ``eigh``,
+    deterministic). Memory is O(D² + block); an SVD of the (vocab_size, D) matrix, as
+    ``sklearn``'s ``PCA(svd_solver="full")`` computes, needs several float64 copies of it
+    (about 1 GB and 30 s on 2 cores for 100,000 × 300). Same axes up to rounding.
 
     Args:
-        kv: word vectors, (V, D).
+        vectors: word vectors in vocabulary order: ``KeyedVectors`` (V, D), or an iterable of
+            (n, D) blocks of them (e.g. streamed from a file, :mod:`zss.embeddings.stream`).
         dim: number of components, 1 <= dim <= min(D, number of words used).
         vocab_size: words used, the first ``min(vocab_size, V)``.
 
     Returns:
-        a fitted ``sklearn.decomposition.PCA``; ``.transform(x)`` maps (N, D) to (N, dim).
+        a :class:`PCAProjection`; ``.transform(x)`` maps (N, D) to float64 (N, dim).
 
     Raises:
         ValueError: ``dim`` < 1, ``dim`` > D, or ``dim`` > the number of words used.
     """
-    n = min(int(vocab_size), len(kv))
-    d = kv.vector_size
-    if not 1 <= dim <= d:
-        raise ValueError(f"PCA dimension {dim} must be in [1, {d}] (the word-vector dimension)")
+    vocab_size = int(vocab_size)
+    if isinstance(vectors, KeyedVectors):
+        kv = vectors
+        n, d = min(vocab_size, len(kv)), kv.vector_size
+        if not 1 <= dim <= d:
+            raise ValueError(f"PCA dimension {dim} must be in [1, {d}] (the word-vector "
+                             "dimension)")
+        if dim > n:
+            raise ValueError(f"PCA dimension {dim} needs at least {dim} words; vocab_size="
+                             f"{vocab_size} and the model has {len(kv)} words")  # fmt: skip
+        vectors = (kv.vectors[i:i + 8192] for i in range(0, n, 8192))
+    n, shift, total, outer = 0, None, None, None
+    for block in vectors:
+        x = np.asarray(block, dtype=np.float64)[:vocab_size - n]
+        if len(x) == 0:
+            break
+        if shift is None:
+            if not 1 <= dim <= x.shape[1]:
+                raise ValueError(f"PCA dimension {dim} must be in [1, {x.shape[1]}] (the "
+                                 "word-vector dimension)")  # fmt: skip
+            shift = x.mean(axis=0)
+            total, outer = np.zeros_like(shift), np.zeros((x.shape[1],) * 2)
+        x = x - shift
+        total += x.sum(axis=0)
+        outer += x.T @ x
+        n += len(x)
+        if n >= vocab_size:
+            break
     if dim > n:
-        raise ValueError(f"PCA dimension {dim} needs at least {dim} words; vocab_size={vocab_size}"
-                         f" and the model has {len(kv)} words")  # fmt: skip
-    x = np.asarray(kv.vectors[:n], dtype=np.float64)
-    return PCA(n_components=dim, svd_solver="full", random_state=0).fit(x)
+        raise ValueError(f"PCA dimension {dim} needs at least {dim} words; vocab_size="
+                         f"{vocab_size} and the source has {n} words")  # fmt: skip
+    mean = total / n
+    cov = (outer - n * np.outer(mean, mean)) / max(n - 1, 1)
+    variance, axes = np.linalg.eigh(cov)  # ascending
+    components = axes[:, ::-1][:, :dim].T.copy()
+    biggest = np.abs(components).argmax(axis=1)
+    components *= np.sign(components[np.arange(dim), biggest])[:, None]
+    return PCAProjection(shift + mean, components, variance[::-1][:dim].copy(), n)
 
 
 def normalise(emb: np.ndarray, mode: str) -> np.ndarray:
@@ -125,10 +187,16 @@ def build_class_embeddings(
     ``pca_vocab`` words of the model (:func:`fit_pca`) when ``dim`` < D, kept as they are when
     ``dim`` == D, then normalised (:func:`normalise`).
 
+    Memory: a word2vec file (binary or text) is never loaded whole. One streaming pass picks
+    the class words (:func:`load_keyed_vectors` with ``words=``; it stops once all are found,
+    wherever they are in the file), a second one feeds the first ``pca_vocab`` vectors to the
+    PCA block by block; each holds one block of the file. Other sources are loaded whole.
+
     Args:
         class_names: C class names; rows of the result follow this order.
-        source: word vectors, anything :func:`load_keyed_vectors` takes (a file, or a
-            gensim-downloader name such as ``"word2vec-google-news-300"``).
+        source: word vectors, anything :func:`load_keyed_vectors` takes (a file, the offline
+            ``"glove-6b-50d"``, or a gensim-downloader name such as
+            ``"word2vec-google-news-300"``).
         dim: j, the embedding dimension, 1 <= j <= D.
         normalisation: ``"max_norm"`` (paper), ``"unit"``, or None (no normalisation).
         pca_vocab: words the PCA is fitted on (the most frequent ones).
@@ -136,8 +204,9 @@ def build_class_embeddings(
             atomically) and later calls with the same inputs return it without loading the word
             vectors. The hash covers the source (path, size and mtime for a file; the name
             otherwise), class names, their word lists, dim, normalisation, pca_vocab and limit.
-        limit: load only the first ``limit`` words (saves memory; see
-            :func:`load_keyed_vectors`). The PCA then uses ``min(pca_vocab, limit)`` words.
+            The ``"glove-6b-50d"`` source also keeps its converted vectors there.
+        limit: use only the first ``limit`` words (see :func:`load_keyed_vectors`). The PCA
+            then uses ``min(pca_vocab, limit)`` words.
         words: class name -> words looked up (default :data:`CLASS_WORDS`).
 
     Returns:
@@ -168,14 +237,26 @@ def build_class_embeddings(
         if cache_file.is_file():
             return np.load(cache_file)
 
-    kv = load_keyed_vectors(source, limit=limit)
+    stream = word2vec_file(source)  # (path, binary) for a word2vec file, else None
+    only = lookup_words(class_names, words) if stream is not None else None
+    kv = load_keyed_vectors(source, limit=limit, cache_dir=cache_dir, words=only)
     d = kv.vector_size
     if dim > d:
         raise ValueError(f"embedding dimension {dim} is larger than the dimension {d} of the "
                          f"word vectors {source!r}")  # fmt: skip
-    emb = class_vectors(kv, class_names, words, source=source)
+    try:
+        emb = class_vectors(kv, class_names, words, source=source)
+    except MissingWordError:
+        if stream is None:
+            raise
+        # error path only: load the vocabulary whole for the usual message (its true size)
+        emb = class_vectors(load_keyed_vectors(source, limit=limit), class_names, words,
+                            source=source)
     if dim < d:
-        emb = fit_pca(kv, dim, pca_vocab).transform(emb.astype(np.float64))
+        n_pca = pca_vocab if limit is None else min(pca_vocab, limit)
+        vectors = kv if stream is None else (
+            block for _, block in iter_word2vec(*stream, limit=n_pca))
+        emb = fit_pca(vectors, dim, pca_vocab).transform(emb.astype(np.float64))
     emb = normalise(emb, normalisation) if normalisation else np.asarray(emb, np.float32)
 
     if cache_file is not None:

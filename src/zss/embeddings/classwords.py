@@ -76,6 +76,14 @@ class MissingWordError(UserInputError, KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
+def lookup_words(class_names: Sequence[str],
+                 words: Mapping[str, Sequence[str]] = CLASS_WORDS) -> set[str]:
+    """Every vocabulary entry :func:`class_vectors` may look up for ``class_names``: each of
+    their words as written and lower-cased (e.g. to load only those from a large model)."""
+    return {form for name in class_names for word in words.get(name, (name,))
+            for form in (word, word.lower())}
+
+
 def _lookup(kv: KeyedVectors, word: str) -> str | None:
     """Exact word first, then its lower-case form (GoogleNews is case-sensitive)."""
     for candidate in (word, word.lower()):

