@@ -22,11 +22,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install zss editable with the dev extras
 
+demo: $(STAMP) ## Train + evaluate SZN offline on generated data (~2 min on 2 idle cores)
+	$(PY) -m zss.run +experiment=demo $(DEMO_ARGS)
+
 test: $(STAMP) ## Run the test suite (installs first when needed)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## Lint with ruff
 	$(VENV)/bin/ruff check .
+
+bench: $(STAMP) ## Run the CPU benchmarks, ~7 min on 2 idle cores (figures: benchmarks/README.md)
+	$(PY) benchmarks/run_all.py $(BENCH)
 
 clean: ## Remove caches and Hydra outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache outputs multirun
