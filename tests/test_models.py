@@ -343,3 +343,20 @@ def test_losses_all_void_and_perfect(loss_fn: str) -> None:
     else:
         perfect = class_emb[labels].permute(0, 3, 1, 2) * (2.0 if loss_fn == "cosine" else 1.0)
         assert fn(perfect, labels).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_stage2_keeps_the_frozen_network_in_eval_mode():
+    import torch
+
+    from zss.data.splits import VOC_CLASSES
+    from zss.modules import Stage2Module
+
+    split = {"name": "s", "class_names": list(VOC_CLASSES), "train_seen": list(VOC_CLASSES[2:]),
+             "train_unseen": [VOC_CLASSES[1]], "unseen": [VOC_CLASSES[0]]}
+    m = Stage2Module(split=split, backbone={"name": "small", "width": 8, "fc_width": 8},
+                     embed_dim=4, class_embeddings=torch.randn(21, 4),
+                     optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3})
+    m.train()
+    assert not m.net.backbone.training and m.net.seenmask_head.training
+    trainable = {n for n, p in m.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("net.seenmask_head.") for n in trainable)

@@ -48,9 +48,14 @@ class Stage2Module(ZeroShotModule):
                                f"{missing}, unexpected {unexpected}")
         return module
 
-    def on_train_epoch_start(self) -> None:
-        self.net.eval()
-        self.net.seenmask_head.train()
+    def train(self, mode: bool = True) -> Stage2Module:
+        """Only the seenmask head ever trains: the frozen parts stay in eval mode (no
+        dropout), whenever Lightning switches the module back to training."""
+        super().train(mode)
+        if mode:
+            self.net.eval()
+            self.net.seenmask_head.train()
+        return self
 
     def _logits(self, image: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
