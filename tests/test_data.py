@@ -149,14 +149,14 @@ def test_datamodule_parts(voc_sample, split_17_2_2):
                  "stage2_val": 5, "test": 16}
     assert "stage 1: 37 train / 4 held-out images" in dm.describe()
     # one held-out set: never trained on in either stage
-    held = set(dm.stage2_val_ids)
-    assert set(dm.stage1_val_ids) <= held
-    assert not held & (set(dm.stage1_train_ids) | set(dm.stage2_train_ids))
-    assert set(dm.stage1_train_ids) <= set(dm.stage2_train_ids)
+    held = set(dm.ids("stage2_val"))
+    assert set(dm.ids("stage1_val")) <= held
+    assert not held & (set(dm.ids("stage1_train")) | set(dm.ids("stage2_train")))
+    assert set(dm.ids("stage1_train")) <= set(dm.ids("stage2_train"))
     # deterministic in the seed
     dm2 = ZSSDataModule(functools.partial(VOCSegmentation, voc_sample), split_17_2_2,
                         normalize, holdout_fraction=0.1, seed=0)
-    assert dm2.stage1_val_ids == dm.stage1_val_ids
+    assert dm2.ids("stage1_val") == dm.ids("stage1_val")
     # the test loader is the whole test split, untouched by the filters
     test_ids = [i for b in dm.test_dataloader() for i in b["id"]]
     assert test_ids == VOCSegmentation(voc_sample, "val").ids

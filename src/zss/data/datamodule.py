@@ -157,26 +157,12 @@ class ZSSDataModule(L.LightningDataModule):
             self._test_base = self._make(self.test_set)
 
     # ---- ids and counts ----
-    def _ids(self, part: str) -> list[str]:
+    def ids(self, part: str) -> list[str]:
+        """Image ids of a part: ``stage1_train``, ``stage1_val``, ``stage2_train`` or
+        ``stage2_val`` (sets the training data up)."""
         self._setup_train()
         ids = getattr(self._train_base, "ids", None)
         return [ids[i] if ids is not None else str(i) for i in self.parts[part]]
-
-    @property
-    def stage1_train_ids(self) -> list[str]:
-        return self._ids("stage1_train")
-
-    @property
-    def stage1_val_ids(self) -> list[str]:
-        return self._ids("stage1_val")
-
-    @property
-    def stage2_train_ids(self) -> list[str]:
-        return self._ids("stage2_train")
-
-    @property
-    def stage2_val_ids(self) -> list[str]:
-        return self._ids("stage2_val")
 
     def summary(self) -> dict[str, int]:
         """Image counts per part, e.g. ``{"scanned": 49, "stage1_train": 31, …,

@@ -4,13 +4,12 @@ a disk cache, and published tables (DESIGN §1 step 2, §3 "PCA" and "Multi-word
 from zss.embeddings.build import build_class_embeddings, fit_pca, normalise
 from zss.embeddings.classwords import CLASS_WORDS, MissingWordError, class_vectors
 from zss.embeddings.glove import GLOVE_SOURCE, load_glove_6b_50d
-from zss.embeddings.sources import OFFLINE_SOURCE, load_keyed_vectors
+from zss.embeddings.sources import load_keyed_vectors
 from zss.embeddings.tables import load_table
 
 __all__ = [
     "CLASS_WORDS",
     "GLOVE_SOURCE",
-    "OFFLINE_SOURCE",
     "MissingWordError",
     "build_class_embeddings",
     "class_vectors",

