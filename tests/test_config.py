@@ -4,11 +4,13 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from zss.data.splits import split_from_config
 from zss.modules.base import param_groups
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+ORIGINAL_EPOCHS = {"voc_21_0_0": 30, "voc_9_2_10": 90, "voc_17_2_2": 36}
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
@@ -30,9 +32,14 @@ def test_experiment_composes_with_the_paper_recipe(name):
     assert cfg.data.batch_size == 1 and cfg.data.crop_size is None  # full images, batch 1
     assert cfg.model.backbone.name == "fcn32s" and cfg.model.backbone.fc_width == 4096
     assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == 1e-5
-    assert cfg.stage1.max_epochs == 30
+    assert cfg.optimizer.bias_lr_factor == 2  # the original train.py, with Adam too
+    # the original's stage-1 epochs per split (configs.py) and early stop (trainer_fcn.py)
+    assert cfg.stage1.max_epochs == ORIGINAL_EPOCHS[split.name]
+    assert cfg.stage1.max_image_steps == 425_000
     if "stage2" in cfg.stages:
         assert cfg.stage2.max_epochs == 10 and cfg.stage2.optimizer.lr == 1e-3
+        assert cfg.stage2.optimizer.bias_lr_factor == 1  # one Adam group in the original
+        assert cfg.stage2.dropout and cfg.stage2.train_upsampling  # model.train(), upscore
     if cfg.model.variant == "fcn_je":
         assert cfg.model.embed_dim == 20 and cfg.model.loss == "cosine"
 
@@ -51,16 +58,35 @@ def test_debug_cpu_shrinks_the_run():
     assert cfg.model.backbone.weights is None and cfg.trainer.accelerator == "cpu"
 
 
-def test_sgd_recipe_doubles_the_bias_learning_rate():
+@pytest.mark.parametrize(("optimizer", "decay"), [("sgd", 0.0), ("adam", None)])
+def test_the_optimiser_choice_carries_its_bias_rule(optimizer, decay):
     import torch
 
-    cfg = load("+experiment=voc_21_0_0", "optimizer=sgd", "model.bias_lr_factor=2")
-    assert cfg.optimizer.momentum == 0.99 and cfg.optimizer.weight_decay == 5e-4
+    from zss.modules.base import make_optimizer
+
+    # one key: optimizer=sgd brings 2x lr and no weight decay on biases (Caffe), adam 2x lr
+    cfg = load("+experiment=voc_21_0_0", f"optimizer={optimizer}")
     conv = torch.nn.Conv2d(3, 4, 3)
-    groups = param_groups(conv.named_parameters(), cfg.optimizer.lr, cfg.model.bias_lr_factor)
-    assert groups[0]["params"] == [conv.weight]
-    assert groups[1]["params"] == [conv.bias]
-    assert groups[1]["lr"] == 2 * cfg.optimizer.lr and groups[1]["weight_decay"] == 0.0
+    opt = make_optimizer(OmegaConf.to_container(cfg.optimizer), conv.named_parameters())
+    weights, biases = opt.param_groups
+    assert weights["params"] == [conv.weight] and biases["params"] == [conv.bias]
+    assert weights["lr"] == 1e-5 and biases["lr"] == 2e-5
+    if optimizer == "sgd":
+        assert opt.defaults["momentum"] == 0.99 and weights["weight_decay"] == 5e-4
+    assert biases["weight_decay"] == (weights["weight_decay"] if decay is None else decay)
+    groups = param_groups(conv.named_parameters(), 1.0)  # no bias rule: one group
+    assert len(groups) == 1
+
+
+def test_published_table_rows_are_matched_by_name(word_vectors_dir):
+    from hydra.utils import instantiate
+
+    from zss.data.splits import VOC_CLASSES
+
+    cfg = load("+experiment=voc_17_2_2", f"paths.word_vectors_dir={word_vectors_dir}")
+    in_order = instantiate(cfg.embedding, class_names=list(VOC_CLASSES))
+    shuffled = list(reversed(VOC_CLASSES))
+    assert (instantiate(cfg.embedding, class_names=shuffled) == in_order[::-1]).all()
 
 
 def test_offline_glove_is_the_default_embedding():

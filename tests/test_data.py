@@ -24,6 +24,8 @@ from zss.data import (
     holdout_split,
     pad_collate,
     read_label,
+    resize_label,
+    same_size_parts,
     seenmask_target,
     split_from_config,
     stage1_indices,
@@ -377,3 +379,24 @@ def test_pad_collate():
     assert torch.all(out["label"][1, :, 3:] == 255) and torch.all(out["label"][1, :, :3] == 1)
     same = pad_collate([batch[0], batch[0]])
     assert same["image"].shape == (2, 3, 4, 5)
+    # each image's own size travels with the batch, and evaluation can undo the padding
+    assert out["size"].tolist() == [[4, 5], [6, 3]]
+    parts = same_size_parts(out)
+    assert [p["image"].shape for p in parts] == [(1, 3, 4, 5), (1, 3, 6, 3)]
+    assert [p["id"] for p in parts] == [["a"], ["b"]]
+    assert torch.equal(parts[1]["label"][0], batch[1]["label"])
+    assert torch.equal(parts[0]["image"][0], batch[0]["image"])
+    assert same_size_parts(same) == [same]  # nothing padded: the batch as it is
+
+
+@pytest.mark.parametrize(("src", "dst"), [((7, 5), (3, 2)), ((4, 6), (10, 15)), ((9, 9), (4, 4))])
+def test_label_resize_is_pixel_centre_nearest(src, dst):
+    # independent reference: output pixel i takes input pixel floor((i + 0.5) * in / out);
+    # plain NEAREST (floor(i * in / out)) differs for these sizes
+    label = torch.arange(src[0] * src[1], dtype=torch.int64).view(src) % 256
+    rows = [min(int((i + 0.5) * src[0] / dst[0]), src[0] - 1) for i in range(dst[0])]
+    cols = [min(int((j + 0.5) * src[1] / dst[1]), src[1] - 1) for j in range(dst[1])]
+    expected = label[rows][:, cols]
+    out = resize_label(label, dst)
+    assert out.dtype == torch.int64 and torch.equal(out, expected)
+    assert [int(i * src[0] / dst[0]) for i in range(dst[0])] != rows  # the sizes tell them apart

@@ -16,7 +16,7 @@ from PIL import Image
 from zss.data.splits import IGNORE_INDEX
 from zss.modules import Stage2Module
 from zss.modules.evaluation import predict_variants
-from zss.run import train_and_test
+from zss.pipeline import train_and_test
 
 pytestmark = pytest.mark.slow
 

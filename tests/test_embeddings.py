@@ -192,6 +192,22 @@ def test_build_dimension_errors(toy_txt):
                                words={"unicorn": ("zebracorn",)})  # fmt: skip
 
 
+def test_build_refuses_a_pca_vocabulary_far_below_pca_vocab(word_vectors_dir, toy_txt):
+    # the published 69-word file holds only the class words: a PCA fitted on it would be
+    # fitted on the class vectors, the unseen ones included (DESIGN §3)
+    small = word_vectors_dir / "glove6B50d_classwords.w2v.txt"
+    with pytest.raises(ValueError, match=r"only 69 words.*allow_small_pca_vocab=true"):
+        build_class_embeddings(VOC_CLASSES, small, dim=20)
+    allowed = build_class_embeddings(VOC_CLASSES, small, dim=20, allow_small_pca_vocab=True)
+    assert allowed.shape == (21, 20)
+    path, kv = toy_txt  # ~250 words: enough for pca_vocab=1000 (>= 10 %), not for 10,000
+    assert build_class_embeddings(VOC_CLASSES, path, dim=5, pca_vocab=1000).shape == (21, 5)
+    with pytest.raises(ValueError, match=rf"only {len(kv)} words"):
+        build_class_embeddings(VOC_CLASSES, path, dim=5, pca_vocab=10_000)
+    # no PCA (j = source dimension): nothing is fitted, nothing to refuse
+    assert build_class_embeddings(VOC_CLASSES, small, dim=50).shape == (21, 50)
+
+
 def test_build_cache(tmp_path, toy_txt, monkeypatch):
     path, _ = toy_txt
     cache = tmp_path / "cache"

@@ -15,6 +15,7 @@ from zss.models import (
     IMAGENET_PREPROCESSING,
     BilinearUpsample,
     FCN32sBackbone,
+    LearnedBilinearUpsample,
     PixelHead,
     SmallBackbone,
     SZNNet,
@@ -31,6 +32,7 @@ from zss.models import (
     predict_szn,
     predict_szn_ps,
     preprocessing_for,
+    preprocessing_for_backbone,
 )
 
 
@@ -131,6 +133,20 @@ def test_upsampling_is_frozen() -> None:
     assert model.embedding_head.upsample.weight.grad is None
 
 
+def test_learned_seenmask_upsampling_starts_bilinear_and_is_a_parameter() -> None:
+    # the original seenmask_upscore: ConvTranspose2d(2, 2, 64, stride=32, bias=False),
+    # bilinear init, trainable; cropped at 19 like the fixed one
+    learned, fixed = LearnedBilinearUpsample(2, 32, offset=19), Upsample32(2)
+    assert learned.weight.shape == (2, 2, 64, 64) and learned.weight.requires_grad
+    x = torch.randn(1, 2, 4, 5)
+    torch.testing.assert_close(learned(x, (70, 90)), fixed(x, (70, 90)), atol=1e-5, rtol=1e-5)
+    model = SZNNet(SmallBackbone(8, 16), embed_dim=3, seenmask=True,
+                   seenmask_learned_upsample=True)
+    names = [n for n, _ in model.named_parameters()]
+    assert "seenmask_head.upsample.weight" in names
+    assert not any(n.startswith("embedding_head.upsample") for n in names)
+
+
 def test_pixel_head_zero_init_and_too_small_features() -> None:
     head = PixelHead(6, 2, Upsample32(2), zero_init=True)
     assert torch.count_nonzero(head(torch.randn(1, 6, 2, 2), (40, 40))) == 0
@@ -156,7 +172,7 @@ def test_caffe_path_weights_are_vgg16_reshaped(tmp_path) -> None:
     assert torch.equal(backbone.fc6[0].bias, state["classifier.0.bias"])
     assert torch.equal(backbone.fc7[0].weight, state["classifier.3.weight"].view(4096, 4096, 1, 1))
     assert torch.equal(backbone.fc7[0].bias, state["classifier.3.bias"])
-    assert preprocessing_for(str(path)) is CAFFE_PREPROCESSING
+    assert preprocessing_for(str(path), "caffe") is CAFFE_PREPROCESSING
     # in-place loading into an existing backbone (used when restoring never downloads)
     with torch.no_grad():
         backbone.fc6[0].weight.zero_()
@@ -183,6 +199,21 @@ def test_weight_errors(tmp_path) -> None:
         copy_vgg16_weights(small, partial)
 
 
+def test_a_weights_file_must_say_its_format() -> None:
+    # a path alone does not tell Caffe from torchvision weights: the format must be named,
+    # except for torchvision's own download, recognised by its file name
+    with pytest.raises(ValueError, match="weights_format=caffe"):
+        preprocessing_for("/w/vgg16_from_caffe.pth")
+    assert preprocessing_for("/hub/checkpoints/vgg16-397923af.pth") is IMAGENET_PREPROCESSING
+    assert preprocessing_for("/w/vgg16.pth", "torchvision") is IMAGENET_PREPROCESSING
+    assert preprocessing_for("/w/vgg16.pth", "caffe") is CAFFE_PREPROCESSING
+    with pytest.raises(ValueError, match="contradicts"):
+        preprocessing_for("torchvision", "caffe")
+    with pytest.raises(ValueError, match="weights_format must be one of"):
+        preprocessing_for(None, "bgr")
+    assert preprocessing_for_backbone({"name": "small", "weights": None}) is IMAGENET_PREPROCESSING
+
+
 def test_torchvision_weights_without_network_raise_clear_error(tmp_path, monkeypatch) -> None:
     from torchvision.models import VGG16_Weights
 
@@ -207,7 +238,7 @@ def test_preprocessing_matches_weight_source() -> None:
     assert out.dtype == torch.float32 and out.shape == (3, 2, 2)
     expected = [(1.0 - 0.485) / 0.229, (128 / 255 - 0.456) / 0.224, (0.0 - 0.406) / 0.225]
     torch.testing.assert_close(out[:, 0, 0], torch.tensor(expected))
-    caffe = preprocessing_for("/some/vgg16_caffe.pth")
+    caffe = preprocessing_for("/some/vgg16_caffe.pth", "caffe")
     out = caffe(img[None])  # batched input
     assert out.shape == (1, 3, 2, 2) and caffe.bgr
     torch.testing.assert_close(  # channel 0 = B
@@ -312,13 +343,23 @@ def test_mse_and_cross_entropy_match_references() -> None:
     labels[0] = IGNORE_INDEX
     valid = labels != IGNORE_INDEX
     v = emb.permute(0, 2, 3, 1)[valid]
-    ref = ((v - class_emb[labels[valid]]) ** 2).sum(1).mean() / 4
+    ref = ((v - class_emb[labels[valid]]) ** 2).sum(1).mean()  # summed over j, mean over I
     torch.testing.assert_close(mse_embedding_loss(emb, labels, class_emb), ref)
     logits = torch.randn(2, 5, 6, 7)
     ref_ce = F.cross_entropy(logits.permute(0, 2, 3, 1)[valid], labels[valid])
     torch.testing.assert_close(masked_cross_entropy(logits, labels), ref_ce)
     with pytest.raises(ValueError, match=r"\[5\]"):
         masked_cross_entropy(logits, labels.masked_fill(valid, 5))
+
+
+def test_mse_is_the_papers_sum_over_channels_mean_over_pixels() -> None:
+    # by hand: pixel (0,0) v=(0.5, 0.5), class 0 s=(1, 0): ||v-s||^2 = 0.25 + 0.25 = 0.5;
+    # pixel (0,1) v=(2, 1), class 1 s=(0, 1): 4 + 0 = 4; pixel (0,2) void.
+    # Paper / original utils.mse_loss: (0.5 + 4) / 2 valid pixels = 2.25 (nn.MSELoss: 1.125).
+    class_emb = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    emb = torch.tensor([[0.5, 2.0, 9.0], [0.5, 1.0, 9.0]]).view(1, 2, 1, 3)
+    labels = torch.tensor([[[0, 1, IGNORE_INDEX]]])
+    assert mse_embedding_loss(emb, labels, class_emb).item() == pytest.approx(2.25)
 
 
 @pytest.mark.parametrize("loss_fn", ["cosine", "mse", "ce"])
@@ -343,20 +384,3 @@ def test_losses_all_void_and_perfect(loss_fn: str) -> None:
     else:
         perfect = class_emb[labels].permute(0, 3, 1, 2) * (2.0 if loss_fn == "cosine" else 1.0)
         assert fn(perfect, labels).item() == pytest.approx(0.0, abs=1e-6)
-
-
-def test_stage2_keeps_the_frozen_network_in_eval_mode():
-    import torch
-
-    from zss.data.splits import VOC_CLASSES
-    from zss.modules import Stage2Module
-
-    split = {"name": "s", "class_names": list(VOC_CLASSES), "train_seen": list(VOC_CLASSES[2:]),
-             "train_unseen": [VOC_CLASSES[1]], "unseen": [VOC_CLASSES[0]]}
-    m = Stage2Module(split=split, backbone={"name": "small", "width": 8, "fc_width": 8},
-                     embed_dim=4, class_embeddings=torch.randn(21, 4),
-                     optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3})
-    m.train()
-    assert not m.net.backbone.training and m.net.seenmask_head.training
-    trainable = {n for n, p in m.named_parameters() if p.requires_grad}
-    assert trainable and all(n.startswith("net.seenmask_head.") for n in trainable)

@@ -12,7 +12,14 @@ from zss.data.splits import (
     split_from_config,
 )
 from zss.data.synthetic import SyntheticSegmentation
-from zss.data.transforms import EvalTransform, TrainTransform, pad_collate, resize_short_side
+from zss.data.transforms import (
+    EvalTransform,
+    TrainTransform,
+    pad_collate,
+    resize_label,
+    resize_short_side,
+    same_size_parts,
+)
 from zss.data.voc import DataError, VOCSegmentation, read_image, read_label, voc_colormap
 
 __all__ = [
@@ -20,6 +27,7 @@ __all__ = [
     "DataError", "EvalTransform", "SplitError", "SyntheticSegmentation", "TrainTransform",
     "TransformedDataset",
     "VOCSegmentation", "ZSSDataModule", "holdout_split", "pad_collate", "read_image",
-    "read_label", "resize_short_side", "seenmask_target", "split_from_config",
+    "read_label", "resize_label", "resize_short_side", "same_size_parts", "seenmask_target",
+    "split_from_config",
     "stage1_indices", "stage2_indices", "voc_colormap",
 ]

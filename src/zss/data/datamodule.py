@@ -12,6 +12,11 @@ checkpoint selection — never the test split:
 - stage 2: train = stage-2 images minus held-out; val = all held-out images (no U pixel);
   each batch also carries ``"seenmask"``, the seenmask target of ``"label"``;
 - test: the whole ``test_set``, evaluation transforms.
+
+Under DDP, validation and test shard their images without padding
+(:class:`~lightning.pytorch.overrides.distributed.UnrepeatedDistributedSampler`): Lightning's
+default ``DistributedSampler`` repeats images to fill the last round, which would count them
+twice in a dataset-level confusion matrix (DESIGN §2).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
+import torch.distributed as dist
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from zss.data.filters import holdout_split, seenmask_target, stage1_indices, stage2_indices
@@ -65,7 +72,9 @@ class ZSSDataModule(L.LightningDataModule):
         train_set, test_set: image-set names passed to ``dataset``.
         holdout_fraction: share of the training images held out for validation, in [0, 1).
         batch_size, eval_batch_size: batch sizes of training and of val/test; batches of
-            full images of different sizes are padded (:func:`pad_collate`).
+            full images of different sizes are padded (:func:`pad_collate`), and the
+            modules evaluate each padded image at its own size (:func:`zss.data.transforms.same_size_parts`),
+            so scores do not depend on ``eval_batch_size``.
         num_workers: DataLoader workers (persistent when > 0).
         crop_size, scale_range: training crop (None = full images, the paper's setting) and
             its random scale range.
@@ -183,7 +192,12 @@ class ZSSDataModule(L.LightningDataModule):
 
     # ---- loaders ----
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+        sampler = None
+        if not shuffle and dist.is_available() and dist.is_initialized() \
+                and dist.get_world_size() > 1:
+            # every image exactly once across the ranks (Lightning keeps a DistributedSampler)
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler,
                           num_workers=self.num_workers, collate_fn=pad_collate,
                           persistent_workers=self.num_workers > 0,
                           pin_memory=torch.cuda.is_available())

@@ -25,7 +25,8 @@ from torchvision.transforms.v2 import functional as F
 
 from zss.data.splits import IGNORE_INDEX
 
-__all__ = ["EvalTransform", "TrainTransform", "pad_collate", "resize_short_side"]
+__all__ = ["EvalTransform", "TrainTransform", "pad_collate", "resize_label", "resize_short_side",
+           "same_size_parts"]
 
 Normalize = Callable[[torch.Tensor], torch.Tensor]
 _FILL = {tv_tensors.Image: 0.0, tv_tensors.Mask: IGNORE_INDEX}
@@ -52,8 +53,8 @@ def resize_short_side(image: torch.Tensor, label: torch.Tensor,
                       max_short_side: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Downscale so that the shorter side is at most ``max_short_side`` (no upscaling).
 
-    Image: bilinear with antialiasing; label: nearest neighbour (``NEAREST_EXACT``, the
-    pixel-centre-aligned variant, so labels stay aligned with the bilinear image).
+    Image: bilinear with antialiasing; label: :func:`resize_label` (pixel-centre-aligned
+    nearest neighbour, so labels stay aligned with the bilinear image).
 
     Args:
         image: (3, H, W) tensor (any dtype); label: int64 (H, W).
@@ -73,13 +74,33 @@ def resize_short_side(image: torch.Tensor, label: torch.Tensor,
     return _resize(image, label, size)
 
 
+def resize_label(label: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Resize a label map by pixel-centre-aligned nearest neighbour.
+
+    Output pixel ``i`` takes input pixel ``floor((i + 0.5) * in / out)`` along each axis
+    (``F.interpolate(mode="nearest-exact")``, the label counterpart of a bilinear,
+    ``align_corners=False`` image resize), so labels stay aligned with the resized image
+    and never get new values. Called explicitly rather than through torchvision's
+    ``resize_mask``, which in older torchvision releases ignored the requested mode and used
+    plain ``NEAREST`` (``floor(i * in / out)``: half an input pixel off the image).
+
+    Args:
+        label: integer (H, W) with values 0-255 (255 = void).
+        size: (h, w) in pixels, each >= 1.
+
+    Returns:
+        tensor (h, w) of ``label``'s dtype.
+    """
+    out = torch.nn.functional.interpolate(label[None, None].to(torch.float32),
+                                          size=[int(s) for s in size], mode="nearest-exact")
+    return out[0, 0].to(label.dtype)
+
+
 def _resize(image: torch.Tensor, label: torch.Tensor,
             size: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     image = F.resize(tv_tensors.Image(image), size,
                      interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
-    label = F.resize(tv_tensors.Mask(label), size,
-                     interpolation=v2.InterpolationMode.NEAREST_EXACT)
-    return image.as_subclass(torch.Tensor), label.as_subclass(torch.Tensor)
+    return image.as_subclass(torch.Tensor), resize_label(label, size)
 
 
 class EvalTransform:
@@ -178,11 +199,13 @@ def pad_collate(batch: Sequence[dict]) -> dict:
 
     Tensors under ``"image"`` are padded with 0 at the bottom/right; every other tensor
     (``"label"``, ``"seenmask"``) with 255 (void), so padding never counts in a loss or a
-    metric. Non-tensor values (``"id"``) become lists.
+    metric. Non-tensor values (``"id"``) become lists. ``"size"`` records each image's own
+    (H, W), so that evaluation can undo the padding (:func:`same_size_parts`): padding
+    changes a network's predictions at real pixels (receptive fields, normalisation).
 
     Returns:
-        dict with image float32 (N, 3, H, W), label int64 (N, H, W), id list[str], and any
-        other keys of the items collated the same way.
+        dict with image float32 (N, 3, H, W), label int64 (N, H, W), id list[str], size
+        int64 (N, 2), and any other keys of the items collated the same way.
 
     Raises:
         ValueError: an empty batch, or items with different keys.
@@ -210,4 +233,34 @@ def pad_collate(batch: Sequence[dict]) -> dict:
         for i, v in enumerate(values):
             padded[(i, *(slice(0, n) for n in v.shape))] = v
         out[key] = padded
+    if "image" in keys and isinstance(batch[0]["image"], torch.Tensor):
+        out["size"] = torch.tensor([list(item["image"].shape[-2:]) for item in batch])
     return out
+
+
+def same_size_parts(batch: dict) -> list[dict]:
+    """Undo :func:`pad_collate`'s padding for evaluation.
+
+    Args:
+        batch: a collated batch; ``"size"`` int64 (N, 2) gives each image's own (H, W).
+
+    Returns:
+        ``[batch]`` when every image has the batch's size (nothing was padded, or no
+        ``"size"``); otherwise one single-image batch per image, every tensor of 3 or more
+        dimensions (image, label, seenmask) cropped to that image's (H, W), lists and other
+        tensors sliced to the image. Scores computed part by part are then those of
+        batch size 1.
+    """
+    sizes = batch.get("size")
+    if sizes is None or bool((sizes == torch.tensor(batch["image"].shape[-2:])).all()):
+        return [batch]
+    parts = []
+    for i, (h, w) in enumerate(sizes.tolist()):
+        part = {}
+        for key, value in batch.items():
+            if isinstance(value, torch.Tensor) and value.dim() >= 3:
+                part[key] = value[i:i + 1, ..., :h, :w]
+            else:
+                part[key] = value[i:i + 1]
+        parts.append(part)
+    return parts

@@ -19,6 +19,8 @@ from zss.embeddings.sources import load_keyed_vectors, word2vec_file
 from zss.embeddings.stream import iter_word2vec
 
 NORMALISATIONS = ("max_norm", "unit")
+SMALL_PCA_VOCAB = 0.1
+"""A PCA vocabulary below this fraction of ``pca_vocab`` is refused (unless allowed)."""
 _CACHE_VERSION = 1  # bump when the recipe changes, so old cache files are not reused
 
 
@@ -179,6 +181,7 @@ def build_class_embeddings(
     cache_dir: str | os.PathLike | None = None,
     limit: int | None = None,
     words: Mapping[str, Sequence[str]] = CLASS_WORDS,
+    allow_small_pca_vocab: bool = False,
 ) -> np.ndarray:
     """Class embeddings as the paper builds them: word2vec -> PCA to j -> max-norm.
 
@@ -208,13 +211,19 @@ def build_class_embeddings(
         limit: use only the first ``limit`` words (see :func:`load_keyed_vectors`). The PCA
             then uses ``min(pca_vocab, limit)`` words.
         words: class name -> words looked up (default :data:`CLASS_WORDS`).
+        allow_small_pca_vocab: fit the PCA even when the source holds fewer than
+            ``SMALL_PCA_VOCAB * pca_vocab`` words (e.g. a file of the class words alone,
+            where the PCA would be fitted on the class vectors, unseen ones included:
+            DESIGN §3). Off by default: such a source is an error.
 
     Returns:
         float32 (C, dim); with ``"max_norm"`` the largest row norm is 1.
 
     Raises:
         ValueError: ``dim`` larger than the source dimension (names both) or < 1; unknown
-            normalisation. MissingWordError: a class word not in the vocabulary.
+            normalisation; a PCA vocabulary far smaller than ``pca_vocab`` (names the source,
+            both counts and the key that allows it). MissingWordError: a class word not in
+            the vocabulary.
         FileNotFoundError / RuntimeError: from :func:`load_keyed_vectors`.
     """
     source = os.fspath(source)
@@ -256,7 +265,15 @@ def build_class_embeddings(
         n_pca = pca_vocab if limit is None else min(pca_vocab, limit)
         vectors = kv if stream is None else (
             block for _, block in iter_word2vec(*stream, limit=n_pca))
-        emb = fit_pca(vectors, dim, pca_vocab).transform(emb.astype(np.float64))
+        pca = fit_pca(vectors, dim, pca_vocab)
+        if pca.n_samples_ < SMALL_PCA_VOCAB * pca_vocab and not allow_small_pca_vocab:
+            raise ValueError(
+                f"the PCA to j = {dim} would be fitted on only {pca.n_samples_} words of "
+                f"{source!r} (pca_vocab={pca_vocab}): a vocabulary that small is mostly the "
+                "class words themselves, unseen classes included (DESIGN §3). Use a full "
+                "word-vector source (or a larger embedding.limit), lower embedding.pca_vocab, "
+                "or set embedding.allow_small_pca_vocab=true to fit on it anyway.")
+        emb = pca.transform(emb.astype(np.float64))
     emb = normalise(emb, normalisation) if normalisation else np.asarray(emb, np.float32)
 
     if cache_file is not None:

@@ -14,7 +14,9 @@ from zss.models.fcn32s import (
     load_torchvision_vgg16_state_dict,
     load_vgg16_file,
     preprocessing_for,
+    preprocessing_for_backbone,
     vgg16_state_dict,
+    weights_format,
 )
 from zss.models.heads import PixelHead
 from zss.models.losses import cosine_embedding_loss, masked_cross_entropy, mse_embedding_loss
@@ -30,6 +32,7 @@ from zss.models.szn import SZNNet
 from zss.models.upsample import (
     FCN32S_CROP_OFFSET,
     BilinearUpsample,
+    LearnedBilinearUpsample,
     Upsample32,
     bilinear_filter,
     bilinear_kernel,
@@ -41,6 +44,7 @@ __all__ = [
     "IMAGENET_PREPROCESSING",
     "BilinearUpsample",
     "FCN32sBackbone",
+    "LearnedBilinearUpsample",
     "PixelHead",
     "Preprocessing",
     "SZNNet",
@@ -62,5 +66,7 @@ __all__ = [
     "predict_szn",
     "predict_szn_ps",
     "preprocessing_for",
+    "preprocessing_for_backbone",
     "vgg16_state_dict",
+    "weights_format",
 ]

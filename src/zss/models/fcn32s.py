@@ -92,17 +92,75 @@ CAFFE_PREPROCESSING = Preprocessing(
 ``voc_layers.py``)."""
 
 
-def preprocessing_for(weights: WeightsSpec) -> Preprocessing:
+WEIGHTS_FORMATS = ("torchvision", "caffe")
+"""What a VGG16 ``.pth`` file was trained with: ``torchvision`` (RGB in [0, 1], ImageNet
+mean/std) or ``caffe`` (BGR 0-255 minus the mean; FCN's and the original SZN's VGG16)."""
+
+
+class WeightsFormatError(UserInputError, ValueError):
+    """A weights file whose format (and so its preprocessing) is unknown or mis-named."""
+
+
+def weights_format(weights: WeightsSpec, fmt: str | None = None) -> str | None:
+    """The format of a weight source, which fixes the preprocessing (DESIGN §3).
+
+    Args:
+        weights: ``None`` (random init), ``"torchvision"`` or a path to a VGG16 ``.pth``
+            state dict with torchvision's key names.
+        fmt: ``model.backbone.weights_format``: ``"torchvision"``, ``"caffe"`` or None.
+
+    Returns:
+        None for random init, else ``"torchvision"`` or ``"caffe"``: ``fmt`` when given;
+        ``"torchvision"`` for ``weights="torchvision"`` and for a file named like torchvision's
+        own download (``vgg16-397923af.pth``); nothing else is guessed.
+
+    Raises:
+        WeightsFormatError: an unknown ``fmt``, ``fmt="caffe"`` with ``weights="torchvision"``,
+            or a path of unknown format with ``fmt`` None (the message says which key to set).
+    """
+    if fmt is not None and fmt not in WEIGHTS_FORMATS:
+        raise WeightsFormatError(f"model.backbone.weights_format must be one of "
+                                 f"{WEIGHTS_FORMATS} or null, got {fmt!r}")
+    if weights is None:
+        return None
+    if weights == "torchvision":
+        if fmt == "caffe":
+            raise WeightsFormatError("model.backbone.weights=torchvision are torchvision's "
+                                     "ImageNet weights; weights_format=caffe contradicts them")
+        return "torchvision"
+    if fmt is not None:
+        return fmt
+    if Path(weights).name == TORCHVISION_FILENAME:
+        return "torchvision"
+    raise WeightsFormatError(
+        f"model.backbone.weights={str(weights)!r}: say how these VGG16 weights were trained, "
+        "because the input preprocessing depends on it (DESIGN §3; mixing them costs ~5 mIoU): "
+        "model.backbone.weights_format=caffe for a Caffe-converted VGG16 (FCN's and the "
+        "original SZN's: BGR 0-255 minus the mean) or model.backbone.weights_format="
+        "torchvision for torchvision's ImageNet VGG16 (RGB [0, 1], ImageNet mean/std)."
+    )
+
+
+def preprocessing_for(weights: WeightsSpec, fmt: str | None = None) -> Preprocessing:
     """The preprocessing a weight source expects (DESIGN §3 "Weights and preprocessing go
     together").
 
     Args:
-        weights: ``None`` or ``"torchvision"`` -> :data:`IMAGENET_PREPROCESSING`; any other
-            string / path (a Caffe-converted ``.pth``) -> :data:`CAFFE_PREPROCESSING`.
+        weights, fmt: as :func:`weights_format`. Random init (None) and torchvision weights
+            -> :data:`IMAGENET_PREPROCESSING`; ``caffe`` -> :data:`CAFFE_PREPROCESSING`.
+
+    Raises:
+        WeightsFormatError: as :func:`weights_format`.
     """
-    if weights is None or weights == "torchvision":
-        return IMAGENET_PREPROCESSING
-    return CAFFE_PREPROCESSING
+    if weights_format(weights, fmt) == "caffe":
+        return CAFFE_PREPROCESSING
+    return IMAGENET_PREPROCESSING
+
+
+def preprocessing_for_backbone(backbone: Mapping) -> Preprocessing:
+    """:func:`preprocessing_for` of a backbone config (``model.backbone`` or a checkpoint's
+    ``hparams.backbone``): its ``weights`` and ``weights_format`` keys (either may be absent)."""
+    return preprocessing_for(backbone.get("weights"), backbone.get("weights_format"))
 
 
 class WeightsUnavailableError(UserInputError, RuntimeError):
@@ -209,8 +267,9 @@ class FCN32sBackbone(nn.Module):
         fc_width: channels of fc6/fc7 (4096 in VGG16; smaller only with random init, for tests).
         weights: ``None`` (PyTorch default init), ``"torchvision"``
             (``VGG16_Weights.IMAGENET1K_V1``, from the torch hub cache or downloaded) or a path
-            to a Caffe-converted VGG16 ``.pth`` state dict with torchvision's key names. Use
-            :func:`preprocessing_for` with the same value for the input normalisation.
+            to a VGG16 ``.pth`` state dict with torchvision's key names. Use
+            :func:`preprocessing_for` (with the file's ``weights_format``) for the input
+            normalisation.
 
     Attributes:
         output_stride: 32. out_channels: ``fc_width``. upsample_offset: 19 (the FCN-32s crop).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from zss.models.upsample import BilinearUpsample
+from zss.models.upsample import BilinearUpsample, LearnedBilinearUpsample
 
 
 class PixelHead(nn.Module):
@@ -36,17 +36,21 @@ class PixelHead(nn.Module):
 
     @classmethod
     def for_backbone(
-        cls, backbone: nn.Module, out_channels: int, zero_init: bool = False
+        cls, backbone: nn.Module, out_channels: int, zero_init: bool = False,
+        learned_upsample: bool = False,
     ) -> PixelHead:
         """A head whose upsampling matches ``backbone``.
 
         The backbone must have ``out_channels`` and ``output_stride`` attributes and may have
         ``upsample_offset`` (default ``output_stride // 2``); FCN32sBackbone gives the FCN-32s
-        ×32 deconvolution cropped at 19.
+        ×32 deconvolution cropped at 19. ``learned_upsample`` makes that deconvolution a
+        trainable parameter initialised bilinear (:class:`LearnedBilinearUpsample`, the
+        original SZN seenmask head) instead of a fixed buffer (:class:`BilinearUpsample`).
         """
         stride = int(backbone.output_stride)
         offset = getattr(backbone, "upsample_offset", stride // 2)
-        up = BilinearUpsample(out_channels, stride, offset=offset)
+        kind = LearnedBilinearUpsample if learned_upsample else BilinearUpsample
+        up = kind(out_channels, stride, offset=offset)
         return cls(int(backbone.out_channels), out_channels, up, zero_init=zero_init)
 
     def forward(self, feats: Tensor, out_hw: tuple[int, int]) -> Tensor:

@@ -49,10 +49,12 @@ def cosine_embedding_loss(
 
 
 def mse_embedding_loss(emb: Tensor, labels: Tensor, class_emb: Tensor) -> Tensor:
-    """MSE ablation of the stage-1 loss: mean over valid pixels of ``||v − s_label||² / j``.
+    """MSE ablation of the stage-1 loss: ``1/|I| Σ_{i ∈ I} ||v_i − s_{label(i)}||²``.
 
-    The reduction is ``nn.MSELoss``'s: the mean squared error per element over the
-    ``P × j`` elements of the ``P`` valid pixels.
+    The squared distance is **summed over the j channels** and averaged over the valid
+    pixels I only: the paper's formula (DESIGN §1) and the original code's
+    ``utils.mse_loss`` (sum over pixels and channels divided by the number of valid pixels).
+    ``nn.MSELoss``'s element mean would be j times smaller.
 
     Args:
         emb: float (N, j, H, W); labels: int64 (N, H, W) (255 ignored); class_emb: float (C, j).
@@ -73,7 +75,7 @@ def mse_embedding_loss(emb: Tensor, labels: Tensor, class_emb: Tensor) -> Tensor
         return emb.sum() * 0.0
     v = emb.permute(0, 2, 3, 1)[valid].float()  # (P, j)
     s = class_emb.to(device=emb.device, dtype=torch.float32)[labels[valid].long()]
-    return F.mse_loss(v, s, reduction="mean")
+    return (v - s).square().sum(dim=1).mean()
 
 
 def masked_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:

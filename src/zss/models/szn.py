@@ -25,6 +25,9 @@ class SZNNet(nn.Module):
         embed_dim: j, channels of the embedding head; None for no embedding head.
         num_classes: C, channels of the softmax head (FCN-S); None for none.
         seenmask: add the 2-channel seenmask head (channel 1 = seen, 0 = unseen).
+        seenmask_learned_upsample: the seenmask head's ×stride upsampling is a trainable
+            parameter initialised bilinear (the original SZN code's ``seenmask_upscore``)
+            instead of the fixed bilinear kernel of the other heads.
 
     Raises:
         ValueError: if no head is requested or a size is < 1.
@@ -36,6 +39,7 @@ class SZNNet(nn.Module):
         embed_dim: int | None,
         num_classes: int | None = None,
         seenmask: bool = False,
+        seenmask_learned_upsample: bool = False,
     ) -> None:
         super().__init__()
         if embed_dim is None and num_classes is None and not seenmask:
@@ -53,7 +57,9 @@ class SZNNet(nn.Module):
             else None
         )
         self.seenmask_head = (
-            PixelHead.for_backbone(backbone, 2, zero_init=True) if seenmask else None
+            PixelHead.for_backbone(backbone, 2, zero_init=True,
+                                   learned_upsample=seenmask_learned_upsample)
+            if seenmask else None
         )
 
     def seenmask_logits(self, features: Tensor, out_hw: tuple[int, int]) -> Tensor:

@@ -5,7 +5,9 @@ Segmentation") is a ``ConvTranspose2d(c, c, 64, stride=32, bias=False)`` whose k
 bilinear filter on the channel diagonal (``upsample_filt`` / ``interp`` in FCN's
 ``surgery.py``; ``get_upsampling_weight`` in wkentaro/pytorch-fcn), followed by a crop of the
 input's size at offset 19 (the offset Caffe's ``Crop`` layer computes for the padding-100
-VGG16 net). The kernel is fixed: it is never optimised.
+VGG16 net). :class:`BilinearUpsample` keeps the kernel fixed (never optimised: FCN's
+``upscore`` and the embedding head); :class:`LearnedBilinearUpsample` starts from it and
+trains it (the original SZN code's seenmask ``seenmask_upscore``).
 """
 
 from __future__ import annotations
@@ -124,15 +126,63 @@ class BilinearUpsample(nn.Module):
             ValueError: on a channel mismatch, or if the upsampled map is smaller than
                 ``offset + (H, W)`` (the feature map is too small for the requested size).
         """
-        height, width = int(out_hw[0]), int(out_hw[1])
-        y = self.upsample(x)
-        o = self.offset
-        if y.shape[-2] < o + height or y.shape[-1] < o + width:
-            raise ValueError(
-                f"upsampled map {tuple(y.shape[-2:])} too small to crop {(height, width)} at "
-                f"offset {o} (features {tuple(x.shape[-2:])}, factor {self.factor})"
-            )
-        return y[:, :, o : o + height, o : o + width]
+        return crop(self.upsample(x), out_hw, self.offset, x.shape[-2:], self.factor)
+
+
+def crop(y: Tensor, out_hw: tuple[int, int] | torch.Size, offset: int,
+         feature_hw: tuple[int, int] | torch.Size = (), factor: int = 0) -> Tensor:
+    """``y[:, :, offset:offset+H, offset:offset+W]`` (Caffe's ``Crop`` layer of FCN).
+
+    Raises:
+        ValueError: if ``y`` is smaller than ``offset + (H, W)``; the message names the
+            feature size and factor when given.
+    """
+    height, width = int(out_hw[0]), int(out_hw[1])
+    o = offset
+    if y.shape[-2] < o + height or y.shape[-1] < o + width:
+        raise ValueError(
+            f"upsampled map {tuple(y.shape[-2:])} too small to crop {(height, width)} at "
+            f"offset {o} (features {tuple(feature_hw)}, factor {factor})"
+        )
+    return y[:, :, o : o + height, o : o + width]
+
+
+class LearnedBilinearUpsample(nn.ConvTranspose2d):
+    """A **trainable** ×factor transposed convolution initialised to bilinear upsampling,
+    then the same crop as :class:`BilinearUpsample`.
+
+    The original SZN code's seenmask head (``models.FCN32s.seenmask_upscore``:
+    ``ConvTranspose2d(2, 2, 64, stride=32, bias=False)``, initialised with FCN's bilinear
+    ``get_upsampling_weight``; ``train.py`` sets ``requires_grad=True`` on it and gives it to
+    the stage-2 Adam). The weight is a dense (C, C, 2f, 2f) parameter: the bilinear filter on
+    the channel diagonal, zeros elsewhere (:func:`bilinear_kernel`), all of it learnable — so
+    use it for few channels (the seenmask's 2), not for the embedding (j up to 300).
+
+    Args:
+        channels: channels ``C`` of the input and the output.
+        factor: integer upsampling factor (stride) >= 1; kernel side is ``2 * factor``.
+        offset: crop offset in output pixels; default ``factor // 2`` (19 for FCN-32s).
+
+    Raises:
+        ValueError: on ``channels < 1``, ``factor < 1`` or ``offset < 0``.
+
+    Shapes: ``forward(x: (N, C, h, w), out_hw) -> (N, C, H, W)``.
+    """
+
+    def __init__(self, channels: int, factor: int, offset: int | None = None) -> None:
+        if channels < 1 or factor < 1:
+            raise ValueError(f"channels and factor must be >= 1, got {channels}, {factor}")
+        offset = factor // 2 if offset is None else offset
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        super().__init__(channels, channels, 2 * factor, stride=factor, bias=False)
+        self.factor, self.offset = factor, offset
+        with torch.no_grad():
+            self.weight.copy_(bilinear_kernel(channels, 2 * factor))
+
+    def forward(self, x: Tensor, out_hw: tuple[int, int] | torch.Size) -> Tensor:  # type: ignore[override]
+        """Upsample (float (N, C, h, w)) and crop to ``out_hw``; raises as :func:`crop`."""
+        return crop(super().forward(x), out_hw, self.offset, x.shape[-2:], self.factor)
 
 
 class Upsample32(BilinearUpsample):

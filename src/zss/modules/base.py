@@ -12,6 +12,7 @@ from hydra.utils import get_class
 from torch import nn
 
 from zss.data.splits import ClassSplit
+from zss.data.transforms import same_size_parts
 from zss.models import FCN32sBackbone, SmallBackbone, SZNNet
 from zss.modules.evaluation import ZeroShotEvaluator, predict_variants
 
@@ -24,7 +25,8 @@ def build_backbone(cfg: dict[str, Any]) -> nn.Module:
     that restoring a checkpoint never downloads anything).
 
     Args:
-        cfg: ``{"name": "fcn32s" | "small", **kwargs}``; ``weights`` is ignored here.
+        cfg: ``{"name": "fcn32s" | "small", **kwargs}``; ``weights`` and ``weights_format``
+            are ignored here.
 
     Raises:
         ValueError: unknown backbone name.
@@ -32,24 +34,60 @@ def build_backbone(cfg: dict[str, Any]) -> nn.Module:
     cfg = dict(cfg)
     name = cfg.pop("name")
     cfg.pop("weights", None)
+    cfg.pop("weights_format", None)
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone '{name}' (model.backbone.name); "
                          f"use one of {sorted(BACKBONES)}")
     return BACKBONES[name](**cfg)
 
 
+BIAS_KEYS = ("bias_lr_factor", "bias_weight_decay")
+"""Keys of an optimiser config that set the bias rule (read by zss, not passed to torch)."""
+
+
 def param_groups(named: Iterable[tuple[str, nn.Parameter]], lr: float,
-                 bias_lr_factor: float) -> list[dict[str, Any]]:
-    """Weights at ``lr``; biases at ``bias_lr_factor * lr`` with no weight decay when the
-    factor is not 1 (the Caffe FCN solver: ``lr_mult: 2, decay_mult: 0`` on biases)."""
+                 bias_lr_factor: float = 1.0,
+                 bias_weight_decay: float | None = None) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: weights at ``lr``; biases at
+    ``bias_lr_factor * lr`` and, when ``bias_weight_decay`` is not None, that weight decay.
+
+    Sources: the Caffe FCN solver (``lr_mult: 2, decay_mult: 0`` on biases) and the original
+    SZN ``train.py``, which gives biases twice the learning rate with SGD *and* Adam and
+    weight decay 0 on biases with SGD. Frozen parameters (``requires_grad=False``) are left
+    out; one group when biases and weights are treated alike.
+
+    Args:
+        named: ``(name, parameter)`` pairs; a name ending in ``bias`` is a bias.
+        lr: the weights' learning rate.
+        bias_lr_factor: multiplier of ``lr`` for biases.
+        bias_weight_decay: the biases' weight decay, None for the optimiser's own.
+    """
     weights, biases = [], []
     for name, p in named:
         if p.requires_grad:
             (biases if name.endswith("bias") else weights).append(p)
-    if bias_lr_factor == 1.0:
+    if bias_lr_factor == 1.0 and bias_weight_decay is None:
         return [{"params": weights + biases}]
-    return [{"params": weights},
-            {"params": biases, "lr": lr * bias_lr_factor, "weight_decay": 0.0}]
+    bias_group: dict[str, Any] = {"params": biases, "lr": lr * bias_lr_factor}
+    if bias_weight_decay is not None:
+        bias_group["weight_decay"] = bias_weight_decay
+    return [{"params": weights}, bias_group]
+
+
+def make_optimizer(config: dict[str, Any],
+                   named: Iterable[tuple[str, nn.Parameter]]) -> torch.optim.Optimizer:
+    """An optimiser from its config, as plain data (the ``conf/optimizer`` group).
+
+    Args:
+        config: ``{"_target_": "torch.optim.Adam", "lr": 1e-5, "bias_lr_factor": 2, ...}``;
+            keys starting with ``_`` are Hydra's, :data:`BIAS_KEYS` set the bias rule of
+            :func:`param_groups`, every other key goes to the optimiser.
+        named: the ``(name, parameter)`` pairs to optimise.
+    """
+    kwargs = {k: v for k, v in config.items() if not k.startswith("_") and k not in BIAS_KEYS}
+    groups = param_groups(named, kwargs["lr"], float(config.get("bias_lr_factor", 1.0)),
+                          config.get("bias_weight_decay"))
+    return get_class(config["_target_"])(groups, **kwargs)
 
 
 class ZeroShotModule(L.LightningModule):
@@ -60,22 +98,31 @@ class ZeroShotModule(L.LightningModule):
     Args:
         split: ``ClassSplit`` fields as a dict (``name``, ``class_names``, ``train_seen``,
             ``train_unseen``, ``unseen``).
-        backbone: backbone config (see :func:`build_backbone`).
+        backbone: backbone config (see :func:`build_backbone`); its ``weights`` and
+            ``weights_format`` fix the input preprocessing of every later use of a checkpoint
+            (:func:`zss.models.preprocessing_for_backbone`).
         embed_dim: embedding dimension j; None for FCN-S.
         class_embeddings: float (C, j) class vectors; None when restoring from a checkpoint
             (the buffer is then filled from the state dict).
         variant: ``"fcn_je"`` (joint embedding) or ``"fcn_s"`` (softmax over seen classes).
         seenmask: whether the network has the seenmask head (stage 2).
-        optimizer: optimiser config as plain data, ``{"_target_": "torch.optim.Adam",
-            "lr": 1e-5, ...}`` (the ``conf/optimizer`` group; ``_partial_`` is ignored). Kept
-            as data so that a checkpoint loads without Hydra objects.
-        bias_lr_factor: learning-rate multiplier for biases (2 in the Caffe SGD recipe).
+        optimizer: optimiser config as plain data (:func:`make_optimizer`; ``_partial_`` is
+            ignored). Kept as data so that a checkpoint loads without Hydra objects.
+        embedding_source: where the class vectors came from (a table path, a word-vector
+            source), recorded in checkpoints and ``metrics.json``; None for FCN-S.
+        seenmask_learned_upsample: the seenmask head's upsampling is trainable
+            (:class:`~zss.models.SZNNet`).
+
+    Test variants: FCN-S alone for ``fcn_s``; otherwise FCN-JE, plus SZN (with the seenmask)
+    and SZN-PS when the split has classes outside train_seen. On a split without them (e.g.
+    (21, 0, 0)) the perfect seenmask says "seen" everywhere, so SZN-PS would equal FCN-JE:
+    it is left out.
     """
 
     def __init__(self, split: dict, backbone: dict, embed_dim: int | None,
                  class_embeddings: torch.Tensor | None, variant: str, seenmask: bool,
-                 optimizer: dict[str, Any],
-                 bias_lr_factor: float = 1.0) -> None:
+                 optimizer: dict[str, Any], embedding_source: str | None = None,
+                 seenmask_learned_upsample: bool = False) -> None:
         super().__init__()
         if variant not in ("fcn_je", "fcn_s"):
             raise ValueError(f"model.variant must be 'fcn_je' or 'fcn_s', got '{variant}'")
@@ -95,14 +142,18 @@ class ZeroShotModule(L.LightningModule):
             self.class_embeddings = None
         self.net = SZNNet(build_backbone(backbone),
                           embed_dim=embed_dim if variant == "fcn_je" else None,
-                          num_classes=c if variant == "fcn_s" else None, seenmask=seenmask)
+                          num_classes=c if variant == "fcn_s" else None, seenmask=seenmask,
+                          seenmask_learned_upsample=seenmask_learned_upsample)
         self.test_variants = self._variants()
         self.evaluator = ZeroShotEvaluator(self.split, self.test_variants)
         self.test_results: tuple[dict, list] | None = None
+        self.test_images: int | None = None
 
     def _variants(self) -> tuple[str, ...]:
         if self.hparams.variant == "fcn_s":
             return ("fcn_s",)
+        if not (self.split.train_unseen or self.split.unseen):
+            return ("fcn_je",)
         return ("fcn_je", "szn", "szn_ps") if self.hparams.seenmask else ("fcn_je", "szn_ps")
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -113,19 +164,15 @@ class ZeroShotModule(L.LightningModule):
         self.evaluator.reset()
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        out = self.net(batch["image"])
-        preds = predict_variants(out, batch["label"], self.class_embeddings, self.split,
-                                 self.test_variants)
-        self.evaluator.update(preds, batch["label"], out.get("seenmask"))
+        for part in same_size_parts(batch):  # each image at its own size, never padded
+            out = self.net(part["image"])
+            preds = predict_variants(out, part["label"], self.class_embeddings, self.split,
+                                     self.test_variants)
+            self.evaluator.update(preds, part["label"], out.get("seenmask"))
 
     def on_test_epoch_end(self) -> None:
-        scores, table = self.evaluator.compute()
+        scores, table = self.evaluator.compute()  # every rank: the sums are collective
         self.test_results = (scores, table)
+        self.test_images = self.evaluator.num_images()
         flat = {f"test/{v}/{k}": val for v, s in scores.items() for k, val in s.items()}
         self.log_dict(flat, sync_dist=False)  # already summed across ranks by torchmetrics
-
-    def make_optimizer(self, named: Iterable[tuple[str, nn.Parameter]]) -> torch.optim.Optimizer:
-        kwargs = {k: v for k, v in self.hparams.optimizer.items() if not k.startswith("_")}
-        optimizer_cls = get_class(self.hparams.optimizer["_target_"])
-        return optimizer_cls(param_groups(named, kwargs["lr"], self.hparams.bias_lr_factor),
-                             **kwargs)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torchmetrics.aggregation import SumMetric
 
 from zss.data.splits import ClassSplit
 from zss.metrics import (
@@ -71,10 +72,13 @@ def predict_variants(out: dict[str, torch.Tensor], labels: torch.Tensor,
 
 
 class ZeroShotEvaluator(nn.Module):
-    """Dataset-level confusion matrices for each variant, plus the seenmask's counts.
+    """Dataset-level confusion matrices for each variant, plus the seenmask's counts and the
+    number of images evaluated.
 
     ``update`` once per batch, ``compute`` at the end of the split (sums across DDP ranks),
-    ``reset`` before the next split.
+    ``reset`` before the next split. ``num_images()`` is the number of images counted over
+    all ranks: under DDP every image must be counted exactly once (the data module shards
+    val/test without padding).
     """
 
     def __init__(self, split: ClassSplit, variants: tuple[str, ...]) -> None:
@@ -87,11 +91,13 @@ class ZeroShotEvaluator(nn.Module):
         self.matrices = nn.ModuleDict({v: confusion_matrix_metric(split.num_classes)
                                        for v in self.variants})
         self.seenmask = SeenmaskCounts(split.num_classes) if "szn" in variants else None
+        self.images = SumMetric()
 
     def update(self, preds: dict[str, torch.Tensor], labels: torch.Tensor,
                seenmask_logits: torch.Tensor | None = None) -> None:
         for v in self.variants:
             self.matrices[v].update(preds[v], labels)
+        self.images.update(labels.shape[0])
         if self.seenmask is not None and seenmask_logits is not None:
             self.seenmask.update(seenmask_logits.argmax(1), labels)
 
@@ -113,9 +119,14 @@ class ZeroShotEvaluator(nn.Module):
                           **{f"iou/{v}": float(ious[v][i]) for v in self.variants}})
         return scores, table
 
+    def num_images(self) -> int:
+        """Images counted since the last reset, summed over DDP ranks."""
+        return int(self.images.compute())
+
     def reset(self) -> None:
         for m in self.matrices.values():
             m.reset()
+        self.images.reset()
         if self.seenmask is not None:
             self.seenmask.reset()
 

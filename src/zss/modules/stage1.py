@@ -3,11 +3,44 @@
 from __future__ import annotations
 
 import torch
+from torchmetrics import MeanMetric
 
+from zss.data.transforms import same_size_parts
 from zss.metrics import confusion_matrix_metric, segmentation_scores
 from zss.models.losses import cosine_embedding_loss, masked_cross_entropy, mse_embedding_loss
 from zss.models.predict import cosine_scores, masked_argmax
-from zss.modules.base import ZeroShotModule
+from zss.modules.base import ZeroShotModule, make_optimizer
+
+
+def epochs_within_image_budget(max_epochs: int, num_train_images: int,
+                               max_image_steps: int | None) -> int:
+    """Stage-1 epochs under the original SZN code's early stop.
+
+    The original (``trainer_fcn.py``, ``Trainer.train``) validates after each epoch ``e``
+    (0-based) and then stops once ``e * len(train_loader) > max_image_steps`` (425,000 on
+    VOC, 247,000 on Context, batch 1: images = steps), so that every split sees about as many
+    image-steps as 50 epochs of the supervised set although its filtered training set is
+    smaller. The first epoch with ``e * n > T`` is ``e = floor(T / n) + 1`` and is still
+    trained, hence ``floor(T / n) + 2`` epochs at most.
+
+    Args:
+        max_epochs: the configured ``stage1.max_epochs`` (>= 0).
+        num_train_images: images in one stage-1 training epoch (all ranks together), >= 1.
+        max_image_steps: the budget ``T`` (``stage1.max_image_steps``), or None for no early
+            stop.
+
+    Returns:
+        ``min(max_epochs, floor(T / n) + 2)``, or ``max_epochs`` when ``T`` is None.
+
+    Raises:
+        ValueError: ``num_train_images < 1`` or a negative budget.
+    """
+    if max_image_steps is None:
+        return int(max_epochs)
+    if num_train_images < 1 or max_image_steps < 0:
+        raise ValueError(f"need num_train_images >= 1 and max_image_steps >= 0, got "
+                         f"{num_train_images}, {max_image_steps}")
+    return min(int(max_epochs), int(max_image_steps) // int(num_train_images) + 2)
 
 
 class Stage1Module(ZeroShotModule):
@@ -16,9 +49,11 @@ class Stage1Module(ZeroShotModule):
     Loss (``loss``): ``"cosine"`` (1 − cos(v, s_label), the paper), ``"mse"`` (ablation) for
     FCN-JE; ``"ce"`` for FCN-S. Every loss is a mean over the valid pixels of the batch.
 
-    Validation runs on held-out *training* images (seen classes only) and logs
-    ``val/<variant>/miou`` with the prediction restricted to train_seen -- the checkpoint is
-    chosen on it, never on the test split. Other arguments: :class:`ZeroShotModule`.
+    Validation runs on held-out *training* images (seen classes only), each at its own size,
+    and logs ``val/<variant>/miou`` (dataset-level, the prediction restricted to train_seen:
+    the checkpoint is chosen on it, never on the test split), ``val/<variant>/pixel_acc`` and
+    ``val/<variant>/loss`` (the loss per valid pixel over all held-out pixels). Other
+    arguments: :class:`ZeroShotModule`.
 
     Raises:
         ValueError: a loss that does not fit the variant.
@@ -26,14 +61,16 @@ class Stage1Module(ZeroShotModule):
 
     def __init__(self, split: dict, backbone: dict, embed_dim: int | None = None,
                  class_embeddings: torch.Tensor | None = None, variant: str = "fcn_je",
-                 loss: str = "cosine", optimizer=None, bias_lr_factor: float = 1.0) -> None:
+                 loss: str = "cosine", optimizer=None,
+                 embedding_source: str | None = None) -> None:
         super().__init__(split, backbone, embed_dim, class_embeddings, variant,
-                         seenmask=False, optimizer=optimizer, bias_lr_factor=bias_lr_factor)
+                         seenmask=False, optimizer=optimizer, embedding_source=embedding_source)
         allowed = {"fcn_je": ("cosine", "mse"), "fcn_s": ("ce",)}[variant]
         if loss not in allowed:
             raise ValueError(f"model.loss='{loss}' does not fit variant '{variant}'; "
                              f"use one of {allowed}")
         self.val_matrix = confusion_matrix_metric(self.split.num_classes)
+        self.val_loss = MeanMetric()
 
     def _loss(self, out: dict, labels: torch.Tensor) -> torch.Tensor:
         if self.hparams.variant == "fcn_s":
@@ -48,21 +85,24 @@ class Stage1Module(ZeroShotModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        out = self.net(batch["image"])
-        labels = batch["label"]
-        self.log(f"val/{self.hparams.variant}/loss", self._loss(out, labels),
-                 batch_size=labels.shape[0], sync_dist=True)
-        seen = self.split.mask(self.split.train_seen).to(labels.device)
-        scores = (out["logits"] if self.hparams.variant == "fcn_s"
-                  else cosine_scores(out["embedding"], self.class_embeddings))
-        self.val_matrix.update(masked_argmax(scores, seen), labels)
+        seen = self.split.mask(self.split.train_seen).to(batch["label"].device)
+        for part in same_size_parts(batch):
+            out = self.net(part["image"])
+            labels = part["label"]
+            # a per-valid-pixel mean, weighted by its pixels: the dataset-level mean
+            self.val_loss.update(self._loss(out, labels), (labels != 255).sum())
+            scores = (out["logits"] if self.hparams.variant == "fcn_s"
+                      else cosine_scores(out["embedding"], self.class_embeddings))
+            self.val_matrix.update(masked_argmax(scores, seen), labels)
 
     def on_validation_epoch_end(self) -> None:
         s = segmentation_scores(self.val_matrix.compute())
-        self.val_matrix.reset()
         v = self.hparams.variant
+        self.log(f"val/{v}/loss", self.val_loss.compute())
+        self.val_matrix.reset()
+        self.val_loss.reset()
         self.log(f"val/{v}/miou", s["miou"], prog_bar=True)
         self.log(f"val/{v}/pixel_acc", s["pixel_acc"])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.make_optimizer(self.net.named_parameters())
+        return make_optimizer(self.hparams.optimizer, self.net.named_parameters())

@@ -1,0 +1,131 @@
+"""A stage-1 checkpoint given to a run (``stage1_ckpt=...``): load it, and refuse a config
+that contradicts it.
+
+What a checkpoint was trained with travels in its hyper-parameters: the split, j, the
+backbone and its weight source (which fixes the input preprocessing, DESIGN §3), and the
+source of its class embeddings (its vectors are a buffer of the checkpoint). A run that
+continues from it uses all of these from the checkpoint, never from the config; a config
+that says otherwise is an error naming every difference, so that no run silently evaluates
+a Caffe-weights model with ImageNet preprocessing (the ~5 mIoU trap) or reports another
+embedding source than the one it used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from zss.data.splits import ClassSplit
+from zss.errors import ConfigError
+from zss.models import preprocessing_for_backbone
+from zss.modules import Stage1Module
+
+
+def embedding_source(cfg: DictConfig) -> str | None:
+    """The class-embedding source a config names: the ``embedding.source`` (word vectors)
+    or ``embedding.path`` (a published table); None for FCN-S (no class vectors)."""
+    if cfg.model.variant != "fcn_je":
+        return None
+    e = cfg.embedding
+    return str(e.get("source") or e.get("path"))
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def same_source(a: str | None, b: str | None) -> bool:
+    """Whether two embedding sources are the same: equal names, or two files with the same
+    content (a table that was copied or moved is the same table)."""
+    if a == b:
+        return True
+    if a is None or b is None:
+        return False
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    return pa.is_file() and pb.is_file() and _digest(pa) == _digest(pb)
+
+
+def config_conflicts(hparams: Any, cfg: DictConfig, split: ClassSplit) -> list[str]:
+    """What a config says differently from a checkpoint's hyper-parameters.
+
+    Compared: the split (its name, class list and three sets), the variant, j, the input
+    preprocessing (from ``model.backbone.weights`` / ``weights_format``) and the
+    class-embedding source. A checkpoint without an ``embedding_source`` (written before it
+    was recorded) is not compared on it.
+
+    Returns:
+        one line per difference, naming the config key, the checkpoint's value and the
+        config's; empty when they agree.
+    """
+    problems = []
+    trained = ClassSplit(**hparams["split"])
+    if trained != split:
+        problems.append(f"split: the checkpoint was trained for '{trained.name}' (classes "
+                        f"{list(trained.class_names)}, train_seen {list(trained.train_seen)}, "
+                        f"train_unseen {list(trained.train_unseen)}, unseen "
+                        f"{list(trained.unseen)}), the config gives '{split.name}' (classes "
+                        f"{list(split.class_names)}, train_seen {list(split.train_seen)}, "
+                        f"train_unseen {list(split.train_unseen)}, unseen {list(split.unseen)})")
+    if hparams["variant"] != cfg.model.variant:
+        problems.append(f"model.variant: checkpoint {hparams['variant']}, config "
+                        f"{cfg.model.variant}")
+    if hparams["variant"] == "fcn_je" and hparams["embed_dim"] != cfg.model.embed_dim:
+        problems.append(f"model.embed_dim (j): checkpoint {hparams['embed_dim']}, config "
+                        f"{cfg.model.embed_dim}")
+    backbone = dict(hparams["backbone"])
+    config_backbone = OmegaConf.to_container(cfg.model.backbone)
+    if preprocessing_for_backbone(backbone) != preprocessing_for_backbone(config_backbone):
+        problems.append(
+            f"model.backbone.weights: the checkpoint was trained from weights "
+            f"{backbone.get('weights')!r} (format {backbone.get('weights_format')!r}), whose "
+            f"preprocessing is {preprocessing_for_backbone(backbone)}; the config names "
+            f"{config_backbone.get('weights')!r} (format "
+            f"{config_backbone.get('weights_format')!r}), i.e. "
+            f"{preprocessing_for_backbone(config_backbone)}")
+    trained_source = hparams.get("embedding_source")
+    if trained_source is not None and not same_source(trained_source, embedding_source(cfg)):
+        problems.append(f"embedding: the checkpoint's class vectors come from "
+                        f"{trained_source!r}, the config names {embedding_source(cfg)!r}")
+    return problems
+
+
+def load_stage1(path: str | Path, cfg: DictConfig, split: ClassSplit) -> Stage1Module:
+    """Load a stage-1 checkpoint for a run whose config must agree with it.
+
+    Args:
+        path: the ``.ckpt`` file (``stage1_ckpt``).
+        cfg: the run's config; split: its class split.
+
+    Returns:
+        the :class:`~zss.modules.Stage1Module` on the CPU, with the checkpoint's class
+        vectors, backbone config (so its preprocessing) and embedding source.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ConfigError: the config contradicts the checkpoint (every difference named, with the
+            overrides to fix it), or the file is not a zss stage-1 checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"stage1_ckpt {str(path)!r} does not exist")
+    try:
+        module = Stage1Module.load_from_checkpoint(path, map_location="cpu")
+    except (KeyError, TypeError) as err:
+        raise ConfigError(f"stage1_ckpt {str(path)!r} is not a zss stage-1 checkpoint "
+                          f"({type(err).__name__}: {err}); pass the stage1-<epoch>.ckpt of "
+                          "a zss run (checkpoints/stage1/)") from err
+    problems = config_conflicts(module.hparams, cfg, split)
+    if problems:
+        raise ConfigError(
+            f"stage1_ckpt {str(path)!r} contradicts the config:\n  - " + "\n  - ".join(problems)
+            + "\nA run continues with what the checkpoint was trained with: pass the "
+            "+experiment and overrides it was trained with (its config.yaml is two folders up "
+            "in the run directory), or another checkpoint.")
+    return module

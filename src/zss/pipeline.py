@@ -1,0 +1,208 @@
+"""The stage runner behind ``python -m zss.run``: stage 1, stage 2 and test, in order, and
+the result files.
+
+Stages (``stages`` key): ``stage1`` trains FCN-32s + head on train_seen images; ``stage2``
+trains the seenmask head on the frozen stage-1 model; ``test`` evaluates every variant
+(FCN-S, or FCN-JE, SZN and SZN-PS) on the test split. Without ``stage1`` the model comes from
+``stage1_ckpt`` (:func:`zss.checkpoints.load_stage1`), whose preprocessing and class vectors
+are used, never the config's.
+
+Files in ``paths.output_dir`` (written by global rank 0 only): ``config.yaml`` (resolved),
+``checkpoints/``, ``metrics.json``, ``per_class_iou.csv``, ``confusion_matrices.json``;
+``visualize=N`` adds ``predictions.png`` (:mod:`zss.visualize`) and ``explain=true`` prints a
+reading of the table (:mod:`zss.explain`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from zss.checkpoints import embedding_source, load_stage1
+from zss.data.splits import ClassSplit, split_from_config
+from zss.errors import ConfigError
+from zss.explain import explain
+from zss.models import load_pretrained, preprocessing_for_backbone
+from zss.modules import Stage1Module, Stage2Module
+from zss.modules.evaluation import format_table, write_table_csv
+from zss.modules.stage1 import epochs_within_image_budget
+from zss.visualize import save_test_predictions
+
+log = logging.getLogger("zss")
+
+STAGES = ("stage1", "stage2", "test")
+
+
+def is_global_zero() -> bool:
+    """Whether this process is global rank 0 (the one that writes the run's files); Lightning
+    sets the rank from the environment at import and from the strategy once it is set up."""
+    return rank_zero_only.rank == 0
+
+
+def _split_dict(split: ClassSplit) -> dict[str, Any]:
+    return {"name": split.name, "class_names": list(split.class_names),
+            "train_seen": list(split.train_seen), "train_unseen": list(split.train_unseen),
+            "unseen": list(split.unseen)}
+
+
+def check_stages(cfg: DictConfig, split: ClassSplit) -> list[str]:
+    """The configured stages, checked before anything trains.
+
+    Raises:
+        ConfigError: an unknown stage; stage 2 for FCN-S or on a split without train_unseen
+            classes; stage 2 or test with neither stage 1 nor ``stage1_ckpt``.
+    """
+    stages = list(cfg.stages)
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"stages lists unknown stages {unknown}; use some of {list(STAGES)}")
+    if "stage2" in stages:
+        if cfg.model.variant != "fcn_je":
+            raise ConfigError(f"stage2 (the seenmask) needs model.variant=fcn_je, got "
+                              f"{cfg.model.variant}: drop stage2 (stages=[stage1,test])")
+        if not split.train_unseen:
+            raise ConfigError(f"stage2 trains the seenmask on train_unseen pixels, and split "
+                              f"'{split.name}' has no train_unseen class: drop stage2 "
+                              "(stages=[stage1,test]) or use a split with train_unseen classes")
+    if "stage1" not in stages and not cfg.stage1_ckpt and ({"stage2", "test"} & set(stages)):
+        raise ConfigError("stage2 and test need a stage-1 model: add stage1 to `stages` or set "
+                          "stage1_ckpt=/path/to/stage1.ckpt")
+    return stages
+
+
+def _new_stage1(cfg: DictConfig, split: ClassSplit) -> Stage1Module:
+    class_embeddings = None
+    if cfg.model.variant == "fcn_je":
+        emb = instantiate(cfg.embedding, class_names=list(split.class_names))
+        class_embeddings = torch.as_tensor(emb, dtype=torch.float32)
+    module = Stage1Module(
+        split=_split_dict(split), backbone=OmegaConf.to_container(cfg.model.backbone),
+        embed_dim=cfg.model.embed_dim, class_embeddings=class_embeddings,
+        variant=cfg.model.variant, loss=cfg.model.loss,
+        optimizer=OmegaConf.to_container(cfg.optimizer), embedding_source=embedding_source(cfg))
+    load_pretrained(module.net.backbone, cfg.model.backbone.weights)
+    return module
+
+
+def _trainer(cfg: DictConfig, stage: str, loggers: list, max_epochs: int) -> tuple[L.Trainer, Any]:
+    ckpt = instantiate(cfg.callbacks[f"{stage}_checkpoint"])
+    trainer = instantiate(cfg.trainer, max_epochs=max_epochs, callbacks=[ckpt],
+                          logger=loggers or False)
+    return trainer, ckpt
+
+
+def _best(ckpt) -> str:
+    if not ckpt.best_model_path:
+        raise RuntimeError(f"no checkpoint was saved (monitor '{ckpt.monitor}' never logged): "
+                           "is the held-out part of the training images empty?")
+    return ckpt.best_model_path
+
+
+def train_and_test(cfg: DictConfig) -> dict[str, Any]:
+    """Run the configured stages; return the test metrics (flat ``test/<variant>/<metric>``
+    keys under ``"metrics"``) plus run metadata, as written to ``metrics.json``.
+
+    Raises:
+        ConfigError, SplitError, DataError, FileNotFoundError: bad config or data (user
+            errors, printed by ``zss.run`` as one paragraph).
+    """
+    out = Path(cfg.paths.output_dir)
+    if is_global_zero():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    L.seed_everything(cfg.seed, workers=True)
+
+    split = split_from_config(**cfg.split)
+    stages = check_stages(cfg, split)
+    meta: dict[str, Any] = {"split": split.name}
+    if "stage1" in stages:
+        module = _new_stage1(cfg, split)
+    else:
+        module = load_stage1(cfg.stage1_ckpt, cfg, split)
+        meta["stage1_ckpt"] = str(cfg.stage1_ckpt)
+    backbone = dict(module.hparams.backbone)
+    preprocessing = preprocessing_for_backbone(backbone)  # the model's, never the config's
+    source = module.hparams.get("embedding_source")
+    log.info("class embeddings: %s; input preprocessing: %s (weights %s)", source,
+             preprocessing, backbone.get("weights"))
+    # objects go in after instantiation: Hydra would turn a dataclass argument into a config
+    dm = instantiate(cfg.data, _partial_=True)(split=split, normalize=preprocessing)
+    if {"stage1", "stage2"} & set(stages):
+        dm.setup("fit")
+        log.info(dm.describe())
+
+    # one set of loggers for all stages: one W&B run / one CSV file per job
+    loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
+    if "stage1" in stages:
+        n_train = len(dm.ids("stage1_train"))
+        epochs = epochs_within_image_budget(cfg.stage1.max_epochs, n_train,
+                                            cfg.stage1.get("max_image_steps"))
+        log.info("stage 1: %d epochs of %d images (stage1.max_epochs=%s, "
+                 "stage1.max_image_steps=%s)", epochs, n_train, cfg.stage1.max_epochs,
+                 cfg.stage1.get("max_image_steps"))
+        trainer, ckpt = _trainer(cfg, "stage1", loggers, epochs)
+        dm.stage = "stage1"
+        trainer.fit(module, datamodule=dm)
+        meta["stage1_ckpt"] = _best(ckpt)
+        module = Stage1Module.load_from_checkpoint(meta["stage1_ckpt"], map_location="cpu")
+    if "stage2" in stages:
+        module = Stage2Module.from_stage1(
+            module, optimizer=OmegaConf.to_container(cfg.stage2.optimizer),
+            dropout=cfg.stage2.dropout, train_upsampling=cfg.stage2.train_upsampling)
+        trainer, ckpt = _trainer(cfg, "stage2", loggers, cfg.stage2.max_epochs)
+        dm.stage = "stage2"
+        trainer.fit(module, datamodule=dm)
+        meta["stage2_ckpt"] = _best(ckpt)
+        module = Stage2Module.load_from_checkpoint(meta["stage2_ckpt"], map_location="cpu")
+    meta.update(embedding_source=source, backbone_weights=backbone.get("weights"),
+                preprocessing=dataclasses.asdict(preprocessing))
+    results: dict[str, Any] = {}
+    if "test" in stages:
+        results = _test(cfg, module, dm, loggers, out, split, meta)
+    payload = {**meta, "metrics": results}
+    if is_global_zero():
+        # strict JSON: a score that is undefined (NaN, e.g. no unseen class present) is null
+        strict = {**payload, "metrics": {k: None if math.isnan(v) else v
+                                         for k, v in results.items()}}
+        (out / "metrics.json").write_text(json.dumps(strict, indent=2, allow_nan=False))
+        log.info("Results in %s", out)
+    return payload
+
+
+def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Path,
+          split: ClassSplit, meta: dict[str, Any]) -> dict[str, float]:
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
+    dm.setup("test")
+    trainer.test(module, datamodule=dm, verbose=False)
+    scores, table = module.test_results
+    hists = {v: m.compute() for v, m in module.evaluator.matrices.items()}  # cached sums
+    meta["test_images"] = module.test_images
+    results = {f"test/{v}/{k}": val for v, s in scores.items() for k, val in s.items()}
+    if not is_global_zero():
+        return results
+    write_table_csv(out / "per_class_iou.csv", table)
+    (out / "confusion_matrices.json").write_text(json.dumps({
+        "classes": list(split.class_names), "test_images": meta["test_images"],
+        "rows": "ground truth", "columns": "prediction", "ignore_index": 255,
+        "matrices": {v: h.tolist() for v, h in hists.items()}}))
+    source = meta["embedding_source"]
+    source = f" (class embeddings: {source})" if source else ""
+    print(f"\nTest split '{cfg.data.test_set}' ({meta['test_images']} images), "
+          f"{split.name}{source}:\n{format_table(scores, table)}")
+    if cfg.get("explain"):
+        print("\n" + explain(scores, split, hists))
+    if cfg.get("visualize"):
+        meta["predictions_png"] = str(save_test_predictions(
+            module, dm.test_dataloader().dataset, int(cfg.visualize), out / "predictions.png"))
+        print(f"\nPredictions of {int(cfg.visualize)} test images: {meta['predictions_png']}")
+    return results
