@@ -56,6 +56,37 @@ def test_run_writes_its_files_and_table(run_dir):
     assert "miou_unseen" in stdout and "tvmonitor" in stdout
 
 
+def run_cli(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "zss.run", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# (experiment, test variants): SZN-PS would equal FCN-JE without unseen classes, left out
+EXPERIMENTS = [("voc_21_0_0", ("fcn_je",)), ("voc_21_0_0_fcn_s", ("fcn_s",)),
+               ("voc_9_2_10", ("fcn_je", "szn", "szn_ps"))]
+
+
+@pytest.mark.parametrize(("experiment", "variants"), EXPERIMENTS)
+def test_every_voc_experiment_runs_to_its_metrics(experiment, variants, voc_sample,
+                                                  word_vectors_dir, tmp_path):
+    # voc_17_2_2 is the module fixture; voc_21_0_0 also checks the original's early stop:
+    # 3 epochs asked, 40 image-steps allowed, ~44 images -> floor(40 / 44) + 2 = 2 epochs
+    budget = (["stage1.max_epochs=3", "stage1.max_image_steps=40"]
+              if experiment == "voc_21_0_0" else [])
+    proc = run_cli(f"+experiment={experiment}", "+debug=cpu", f"paths.data_dir={voc_sample}",
+                   f"paths.word_vectors_dir={word_vectors_dir}", f"hydra.run.dir={tmp_path}",
+                   f"paths.cache_dir={tmp_path / 'cache'}", *TINY, *budget)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    assert {k.split("/")[1] for k in metrics} == set(variants)
+    header = (tmp_path / "per_class_iou.csv").read_text().splitlines()[0]
+    assert header == "class,set," + ",".join(f"iou/{v}" for v in variants)
+    if experiment == "voc_21_0_0":
+        log = (tmp_path / "csv" / "version_0" / "metrics.csv").read_text().splitlines()
+        epochs = {row.split(",")[0] for row in log[1:]}
+        assert epochs == {"0", "1"}, epochs
+
+
 def test_save_load_evaluate_reproduces_metrics(run_dir, voc_sample):
     out, _ = run_dir
     payload = json.loads((out / "metrics.json").read_text())
@@ -93,3 +124,105 @@ def test_stage2_starts_from_a_given_stage1_checkpoint(run_dir, voc_sample, word_
     assert Path(payload["stage2_ckpt"]).parent == tmp_path / "checkpoints" / "stage2"
     assert not (tmp_path / "checkpoints" / "stage1").exists()
     assert "test/szn/hiou" in payload["metrics"]
+
+
+def _voc_subset(voc_sample: Path, root: Path, n: int) -> Path:
+    """A VOC root whose images and labels are the sample's (links) and whose list
+    ``first<n>.txt`` holds the first n val ids."""
+    src = voc_sample / "VOCdevkit" / "VOC2012"
+    dst = root / "VOCdevkit" / "VOC2012"
+    (dst / "ImageSets" / "Segmentation").mkdir(parents=True)
+    for folder in ("JPEGImages", "SegmentationClass"):
+        (dst / folder).symlink_to(src / folder)
+    ids = (src / "ImageSets" / "Segmentation" / "val.txt").read_text().split()[:n]
+    (dst / "ImageSets" / "Segmentation" / f"first{n}.txt").write_text("\n".join(ids) + "\n")
+    return root
+
+
+def test_ddp_counts_every_test_image_once(run_dir, voc_sample, word_vectors_dir, tmp_path):
+    # 5 test images on 2 ranks: a padding DistributedSampler would evaluate 6
+    out, _ = run_dir
+    stage1 = json.loads((out / "metrics.json").read_text())["stage1_ckpt"]
+    root = _voc_subset(voc_sample, tmp_path / "voc", 5)
+    common = ["+experiment=voc_17_2_2", "+debug=cpu", f"paths.data_dir={root}",
+              f"paths.word_vectors_dir={word_vectors_dir}", f"paths.cache_dir={tmp_path / 'c'}",
+              "data.test_set=first5", "stages=[test]", f"stage1_ckpt={stage1}",
+              "+trainer.enable_progress_bar=false", "data.max_short_side=64",
+              "model.backbone.fc_width=64"]
+    runs = {}
+    for name, extra in (("single", []), ("ddp", ["+trainer.strategy=ddp", "trainer.devices=2"])):
+        proc = run_cli(*common, *extra, f"hydra.run.dir={tmp_path / name}")
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        runs[name] = json.loads((tmp_path / name / "confusion_matrices.json").read_text())
+        # rank 0 alone prints the table (rank 1 shares stdout) and writes the files
+        assert proc.stdout.count("Test split 'first5' (5 images)") == 1, proc.stdout[-3000:]
+    assert runs["single"]["test_images"] == runs["ddp"]["test_images"] == 5
+    assert runs["ddp"]["matrices"] == runs["single"]["matrices"]
+    single = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert ddp["metrics"] == single["metrics"] and ddp["test_images"] == 5
+
+
+def _caffe_checkpoint(stage1: str, tmp_path: Path, table: Path) -> Path:
+    """The run's stage-1 checkpoint, re-labelled as trained from Caffe VGG16 weights, with its
+    class vectors recorded as coming from ``table`` (a copy of the published table)."""
+    import torch
+
+    ckpt = torch.load(stage1, map_location="cpu", weights_only=False)
+    ckpt["hyper_parameters"]["backbone"].update(weights="/w/vgg16_caffe.pth",
+                                                weights_format="caffe")
+    ckpt["hyper_parameters"]["embedding_source"] = str(table)
+    path = tmp_path / "caffe.ckpt"
+    torch.save(ckpt, path)
+    return path
+
+
+def test_a_checkpoint_brings_its_preprocessing_and_refuses_a_contradicting_config(
+        run_dir, voc_sample, word_vectors_dir, tmp_path):
+    out, _ = run_dir
+    stage1 = json.loads((out / "metrics.json").read_text())["stage1_ckpt"]
+    table = tmp_path / "norm_embed_arr_20.pkl"  # the same table, elsewhere
+    table.write_bytes((word_vectors_dir / "szn-original/pascal/norm_embed_arr_20.pkl").read_bytes())
+    caffe = _caffe_checkpoint(stage1, tmp_path, table)
+    common = ["+experiment=voc_17_2_2", "+debug=cpu", f"paths.data_dir={voc_sample}",
+              f"paths.word_vectors_dir={word_vectors_dir}", f"paths.cache_dir={tmp_path / 'c'}",
+              "stages=[test]", f"stage1_ckpt={caffe}", *TINY]
+    # the config says random init (ImageNet preprocessing): refused, not silently mixed
+    proc = run_cli(*common, f"hydra.run.dir={tmp_path / 'refused'}")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "contradicts the config" in proc.stderr and "model.backbone.weights" in proc.stderr
+    assert "bgr=True" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "refused" / "metrics.json").exists()
+    # the matching config runs, with the checkpoint's preprocessing and embedding source
+    proc = run_cli(*common, "model.backbone.weights=/w/vgg16_caffe.pth",
+                   "model.backbone.weights_format=caffe", f"hydra.run.dir={tmp_path / 'ok'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    payload = json.loads((tmp_path / "ok" / "metrics.json").read_text())
+    assert payload["preprocessing"]["bgr"] and payload["preprocessing"]["scale"] == 1.0
+    assert payload["embedding_source"] == str(table) and payload["stage1_ckpt"] == str(caffe)
+    assert payload["backbone_weights"] == "/w/vgg16_caffe.pth"
+
+
+def test_every_contradiction_is_named(run_dir, word_vectors_dir):
+    from hydra import compose, initialize_config_dir
+
+    from zss.checkpoints import load_stage1
+    from zss.data.splits import split_from_config
+    from zss.errors import ConfigError
+
+    out, _ = run_dir
+    stage1 = json.loads((out / "metrics.json").read_text())["stage1_ckpt"]
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        agree = compose("config", overrides=["+experiment=voc_17_2_2", "+debug=cpu",
+                                              f"paths.word_vectors_dir={word_vectors_dir}"])
+        other = compose("config", overrides=["+experiment=voc_9_2_10", "+debug=cpu",
+                                              f"paths.word_vectors_dir={word_vectors_dir}",
+                                              "model.embed_dim=50"])
+    module = load_stage1(stage1, agree, split_from_config(**agree.split))
+    assert module.hparams.embed_dim == 20
+    with pytest.raises(ConfigError) as info:
+        load_stage1(stage1, other, split_from_config(**other.split))
+    msg = str(info.value)
+    assert "split: the checkpoint was trained for 'voc_17_2_2'" in msg and "voc_9_2_10" in msg
+    assert "model.embed_dim (j): checkpoint 20, config 50" in msg
+    assert "norm_embed_arr_50.pkl" in msg

@@ -57,7 +57,7 @@ def test_stage2_fit_dropout_and_upsampling_as_configured(dropout, train_upsampli
                           embed_dim=4, class_embeddings=torch.randn(21, 4),
                           optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3})
     module = Stage2Module.from_stage1(stage1, optimizer={"_target_": "torch.optim.Adam",
-                                                         "lr": 1e-1},
+                                                         "lr": 1e-1, "bias_lr_factor": 3.0},
                                       dropout=dropout, train_upsampling=train_upsampling)
     frozen = {k: v.clone() for k, v in module.net.state_dict().items()
               if not k.startswith("seenmask_head.")}
@@ -81,5 +81,53 @@ def test_stage2_fit_dropout_and_upsampling_as_configured(dropout, train_upsampli
         assert "seenmask_head.upsample.weight" not in dict(module.net.named_parameters())
     assert "seenmask_head.conv.weight" in dict(module.net.named_parameters())
     assert not module.net.seenmask_head.conv.weight.eq(0).all()  # zero init has trained
+    # stage 2's own optimiser config, bias rule included, reached the optimiser
+    weights, biases = trainer.optimizers[0].param_groups
+    head = module.net.seenmask_head
+    assert [id(p) for p in biases["params"]] == [id(head.conv.bias)]
+    assert biases["lr"] == pytest.approx(0.3) and weights["lr"] == pytest.approx(0.1)
+    trained = {id(p) for p in weights["params"]}
+    assert id(head.conv.weight) in trained
+    assert (id(head.upsample.weight) in trained) == train_upsampling
+
+
+def _small_stage2() -> Stage2Module:
+    torch.manual_seed(0)
+    stage1 = Stage1Module(split=SPLIT, backbone={"name": "small", "width": 4, "fc_width": 8},
+                          embed_dim=4, class_embeddings=torch.randn(21, 4),
+                          optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3})
+    module = Stage2Module.from_stage1(stage1, optimizer={"_target_": "torch.optim.Adam",
+                                                         "lr": 1e-3})
+    with torch.no_grad():  # a seenmask that is right on some pixels, wrong on others
+        module.net.seenmask_head.conv.weight.normal_()
+    return module
+
+
+def test_stage2_validation_scores_are_dataset_level():
+    module = _small_stage2()
+    data = Tiny()
+    data.labels[2] = 255  # the last batch has no valid pixel at all
+    data.labels[1, :12] = 255  # and the first batch's images have different valid counts
+    loader = DataLoader(torch.utils.data.Subset(data, [0, 1, 2]), batch_size=2,
+                        collate_fn=pad_collate)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)
     trainer.validate(module, loader, verbose=False)
-    assert 0.0 <= trainer.callback_metrics["val/seenmask/acc"] <= 1.0
+    # reference: every valid pixel of the split pooled, independently of the batches
+    module.eval()
+    correct = total = 0
+    ce = 0.0
+    with torch.no_grad():
+        for i in range(3):
+            item = data[i]
+            logits = module.net(item["image"][None])["seenmask"][0]  # (2, H, W)
+            valid = item["seenmask"] != 255
+            target = item["seenmask"][valid]
+            correct += int((logits.argmax(0)[valid] == target).sum())
+            total += int(valid.sum())
+            ce += float(torch.nn.functional.cross_entropy(
+                logits.permute(1, 2, 0)[valid], target, reduction="sum"))
+    assert 0 < correct < total
+    metrics = trainer.callback_metrics
+    assert float(metrics["val/seenmask/acc"]) == pytest.approx(correct / total, abs=1e-6)
+    assert float(metrics["val/seenmask/loss"]) == pytest.approx(ce / total, rel=1e-5)
