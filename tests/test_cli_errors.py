@@ -21,6 +21,8 @@ def run_cli(*overrides: str, tmp_path: Path) -> subprocess.CompletedProcess:
     (["split.unseen=[sheep,trian]"], "trian"),
     (["split.train_unseen=[aeroplane,sheep]"], "sheep"),
     (["model.embed_dim=7"], "norm_embed_arr_7.pkl"),
+    (["split=voc_21_0_0"], "split 'voc_21_0_0' has no train_unseen class: drop stage2"),
+    (["model.backbone.weights=/w/vgg16.pth"], "model.backbone.weights_format=caffe"),
 ])
 def test_bad_input_is_one_clear_error(overrides, expected, tmp_path, voc_sample,
                                       word_vectors_dir):

@@ -126,7 +126,8 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
     stages = check_stages(cfg, split)
     meta: dict[str, Any] = {"split": split.name}
     if "stage1" in stages:
-        module = _new_stage1(cfg, split)
+        preprocessing_for_backbone(cfg.model.backbone)  # a weights file of unknown format
+        module = _new_stage1(cfg, split)                # fails before it is read
     else:
         module = load_stage1(cfg.stage1_ckpt, cfg, split)
         meta["stage1_ckpt"] = str(cfg.stage1_ckpt)
