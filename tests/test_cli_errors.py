@@ -23,6 +23,7 @@ def run_cli(*overrides: str, tmp_path: Path) -> subprocess.CompletedProcess:
     (["model.embed_dim=7"], "norm_embed_arr_7.pkl"),
     (["split=voc_21_0_0"], "split 'voc_21_0_0' has no train_unseen class: drop stage2"),
     (["model.backbone.weights=/w/vgg16.pth"], "model.backbone.weights_format=caffe"),
+    (["model.backbone.weights=torchvision"], "add model.backbone.fc_width=4096"),
 ])
 def test_bad_input_is_one_clear_error(overrides, expected, tmp_path, voc_sample,
                                       word_vectors_dir):

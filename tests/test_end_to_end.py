@@ -32,13 +32,14 @@ def run_dir(voc_sample, word_vectors_dir, tmp_path_factory):
     return out, proc.stdout
 
 
-def test_run_writes_its_files_and_table(run_dir):
+def test_run_writes_its_files_and_table(run_dir, word_vectors_dir):
     out, stdout = run_dir
     for name in ("config.yaml", "metrics.json", "per_class_iou.csv", ".hydra/config.yaml"):
         assert (out / name).is_file(), name
     payload = json.loads((out / "metrics.json").read_text())
     assert payload["split"] == "voc_17_2_2"
-    assert payload["embedding_source"].endswith("szn-original/pascal/norm_embed_arr_20.pkl")
+    assert payload["embedding_source"] == str(
+        word_vectors_dir.resolve() / "szn-original/pascal/norm_embed_arr_20.pkl")
     for stage in ("stage1_ckpt", "stage2_ckpt"):
         assert Path(payload[stage]).is_file()
         assert (out / "checkpoints").samefile(Path(payload[stage]).parents[1])
@@ -200,7 +201,8 @@ def test_a_checkpoint_brings_its_preprocessing_and_refuses_a_contradicting_confi
     payload = json.loads((tmp_path / "ok" / "metrics.json").read_text())
     assert payload["preprocessing"]["bgr"] and payload["preprocessing"]["scale"] == 1.0
     assert payload["embedding_source"] == str(table) and payload["stage1_ckpt"] == str(caffe)
-    assert payload["backbone_weights"] == "/w/vgg16_caffe.pth"
+    assert payload["backbone"]["weights"] == "/w/vgg16_caffe.pth"
+    assert payload["backbone"]["fc_width"] == 64  # the checkpoint's architecture, recorded
 
 
 def test_every_contradiction_is_named(run_dir, word_vectors_dir):
@@ -214,7 +216,8 @@ def test_every_contradiction_is_named(run_dir, word_vectors_dir):
     stage1 = json.loads((out / "metrics.json").read_text())["stage1_ckpt"]
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
         agree = compose("config", overrides=["+experiment=voc_17_2_2", "+debug=cpu",
-                                              f"paths.word_vectors_dir={word_vectors_dir}"])
+                                              f"paths.word_vectors_dir={word_vectors_dir}",
+                                              "model.backbone.fc_width=64"])
         other = compose("config", overrides=["+experiment=voc_9_2_10", "+debug=cpu",
                                               f"paths.word_vectors_dir={word_vectors_dir}",
                                               "model.embed_dim=50"])
@@ -223,6 +226,8 @@ def test_every_contradiction_is_named(run_dir, word_vectors_dir):
     with pytest.raises(ConfigError) as info:
         load_stage1(stage1, other, split_from_config(**other.split))
     msg = str(info.value)
-    assert "split: the checkpoint was trained for 'voc_17_2_2'" in msg and "voc_9_2_10" in msg
+    assert "split: the checkpoint was trained for 'voc_17_2_2', the config gives 'voc_9_2_10'" in msg
+    assert "unseen: only the checkpoint's has [], only the config's ['bus', 'car'" in msg
     assert "model.embed_dim (j): checkpoint 20, config 50" in msg
     assert "norm_embed_arr_50.pkl" in msg
+    assert "model.backbone.fc_width: checkpoint 64, config 512" in msg

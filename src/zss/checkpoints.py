@@ -26,11 +26,14 @@ from zss.modules import Stage1Module
 
 def embedding_source(cfg: DictConfig) -> str | None:
     """The class-embedding source a config names: the ``embedding.source`` (word vectors)
-    or ``embedding.path`` (a published table); None for FCN-S (no class vectors)."""
+    or ``embedding.path`` (a published table), as an absolute path when it names an existing
+    file; None for FCN-S (no class vectors)."""
     if cfg.model.variant != "fcn_je":
         return None
     e = cfg.embedding
-    return str(e.get("source") or e.get("path"))
+    source = str(e.get("source") or e.get("path"))
+    path = Path(source).expanduser()
+    return str(path.resolve()) if path.is_file() else source
 
 
 def _digest(path: Path) -> str:
@@ -55,9 +58,9 @@ def same_source(a: str | None, b: str | None) -> bool:
 def config_conflicts(hparams: Any, cfg: DictConfig, split: ClassSplit) -> list[str]:
     """What a config says differently from a checkpoint's hyper-parameters.
 
-    Compared: the split (its name, class list and three sets), the variant, j, the input
-    preprocessing (from ``model.backbone.weights`` / ``weights_format``) and the
-    class-embedding source. A checkpoint without an ``embedding_source`` (written before it
+    Compared: the split (its name, class list and three sets), the variant, j, the backbone
+    architecture (``model.backbone`` without its weights), the input preprocessing (from
+    ``model.backbone.weights`` / ``weights_format``) and the class-embedding source. A checkpoint without an ``embedding_source`` (written before it
     was recorded) is not compared on it.
 
     Returns:
@@ -67,12 +70,17 @@ def config_conflicts(hparams: Any, cfg: DictConfig, split: ClassSplit) -> list[s
     problems = []
     trained = ClassSplit(**hparams["split"])
     if trained != split:
-        problems.append(f"split: the checkpoint was trained for '{trained.name}' (classes "
-                        f"{list(trained.class_names)}, train_seen {list(trained.train_seen)}, "
-                        f"train_unseen {list(trained.train_unseen)}, unseen "
-                        f"{list(trained.unseen)}), the config gives '{split.name}' (classes "
-                        f"{list(split.class_names)}, train_seen {list(split.train_seen)}, "
-                        f"train_unseen {list(split.train_unseen)}, unseen {list(split.unseen)})")
+        fields = []
+        for field in ("class_names", "train_seen", "train_unseen", "unseen"):
+            a, b = getattr(trained, field), getattr(split, field)
+            if a == b:
+                continue
+            only_a = [n for n in a if n not in b]
+            only_b = [n for n in b if n not in a]
+            fields.append(f"{field}: only the checkpoint's has {only_a}, only the config's "
+                          f"{only_b}" if (only_a or only_b) else f"{field}: another order")
+        problems.append(f"split: the checkpoint was trained for '{trained.name}', the config "
+                        f"gives '{split.name}'" + (f" ({'; '.join(fields)})" if fields else ""))
     if hparams["variant"] != cfg.model.variant:
         problems.append(f"model.variant: checkpoint {hparams['variant']}, config "
                         f"{cfg.model.variant}")
@@ -81,6 +89,10 @@ def config_conflicts(hparams: Any, cfg: DictConfig, split: ClassSplit) -> list[s
                         f"{cfg.model.embed_dim}")
     backbone = dict(hparams["backbone"])
     config_backbone = OmegaConf.to_container(cfg.model.backbone)
+    for key in sorted((set(backbone) | set(config_backbone)) - {"weights", "weights_format"}):
+        if backbone.get(key) != config_backbone.get(key):
+            problems.append(f"model.backbone.{key}: checkpoint {backbone.get(key)!r}, config "
+                            f"{config_backbone.get(key)!r}")
     if preprocessing_for_backbone(backbone) != preprocessing_for_backbone(config_backbone):
         problems.append(
             f"model.backbone.weights: the checkpoint was trained from weights "
@@ -126,6 +138,6 @@ def load_stage1(path: str | Path, cfg: DictConfig, split: ClassSplit) -> Stage1M
         raise ConfigError(
             f"stage1_ckpt {str(path)!r} contradicts the config:\n  - " + "\n  - ".join(problems)
             + "\nA run continues with what the checkpoint was trained with: pass the "
-            "+experiment and overrides it was trained with (its config.yaml is two folders up "
-            "in the run directory), or another checkpoint.")
+            "+experiment and overrides it was trained with (see config.yaml in the run "
+            "directory that holds its checkpoints/stage1/ folder), or another checkpoint.")
     return module

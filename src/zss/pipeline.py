@@ -148,7 +148,7 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
         n_train = len(dm.ids("stage1_train"))
         epochs = epochs_within_image_budget(cfg.stage1.max_epochs, n_train,
                                             cfg.stage1.get("max_image_steps"))
-        log.info("stage 1: %d epochs of %d images (stage1.max_epochs=%s, "
+        log.info("stage 1: %d epoch(s) of %d images (stage1.max_epochs=%s, "
                  "stage1.max_image_steps=%s)", epochs, n_train, cfg.stage1.max_epochs,
                  cfg.stage1.get("max_image_steps"))
         trainer, ckpt = _trainer(cfg, "stage1", loggers, epochs)
@@ -165,7 +165,7 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(module, datamodule=dm)
         meta["stage2_ckpt"] = _best(ckpt)
         module = Stage2Module.load_from_checkpoint(meta["stage2_ckpt"], map_location="cpu")
-    meta.update(embedding_source=source, backbone_weights=backbone.get("weights"),
+    meta.update(embedding_source=source, backbone=backbone,
                 preprocessing=dataclasses.asdict(preprocessing))
     results: dict[str, Any] = {}
     if "test" in stages:

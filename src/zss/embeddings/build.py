@@ -270,7 +270,7 @@ def build_class_embeddings(
             raise ValueError(
                 f"the PCA to j = {dim} would be fitted on only {pca.n_samples_} words of "
                 f"{source!r} (pca_vocab={pca_vocab}): a vocabulary that small is mostly the "
-                "class words themselves, unseen classes included (DESIGN §3). Use a full "
+                "class words themselves, unseen classes included. Use a full "
                 "word-vector source (or a larger embedding.limit), lower embedding.pca_vocab, "
                 "or set embedding.allow_small_pca_vocab=true to fit on it anyway.")
         emb = pca.transform(emb.astype(np.float64))

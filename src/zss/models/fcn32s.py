@@ -98,7 +98,15 @@ mean/std) or ``caffe`` (BGR 0-255 minus the mean; FCN's and the original SZN's V
 
 
 class WeightsFormatError(UserInputError, ValueError):
-    """A weights file whose format (and so its preprocessing) is unknown or mis-named."""
+    """A weights file whose format (and so its preprocessing) is unknown or mis-named, or
+    pretrained weights for a network they do not fit."""
+
+
+def _fc_width_error(fc_width: int) -> WeightsFormatError:
+    return WeightsFormatError(
+        f"pretrained VGG16 weights need model.backbone.fc_width=4096 (VGG16's fc6/fc7), got "
+        f"{fc_width}; +debug=cpu sets 512 for random init: with pretrained weights add "
+        "model.backbone.fc_width=4096, or use model.backbone.weights=null.")
 
 
 def weights_format(weights: WeightsSpec, fmt: str | None = None) -> str | None:
@@ -134,7 +142,7 @@ def weights_format(weights: WeightsSpec, fmt: str | None = None) -> str | None:
         return "torchvision"
     raise WeightsFormatError(
         f"model.backbone.weights={str(weights)!r}: say how these VGG16 weights were trained, "
-        "because the input preprocessing depends on it (DESIGN §3; mixing them costs ~5 mIoU): "
+        "because the input preprocessing depends on it (mixing them costs ~5 mIoU): "
         "model.backbone.weights_format=caffe for a Caffe-converted VGG16 (FCN's and the "
         "original SZN's: BGR 0-255 minus the mean) or model.backbone.weights_format="
         "torchvision for torchvision's ImageNet VGG16 (RGB [0, 1], ImageNet mean/std)."
@@ -290,7 +298,7 @@ class FCN32sBackbone(nn.Module):
     def __init__(self, fc_width: int = 4096, weights: WeightsSpec = None) -> None:
         super().__init__()
         if weights is not None and fc_width != 4096:
-            raise ValueError(f"pretrained VGG16 weights need fc_width=4096, got {fc_width}")
+            raise _fc_width_error(fc_width)
         state = vgg16_state_dict(weights)  # fetched before building: a failure is immediate
         self.out_channels = fc_width
         # every conv is overwritten by pretrained weights: skip the (slow, 134M) default init
@@ -382,14 +390,12 @@ def load_pretrained(backbone: nn.Module, weights: WeightsSpec) -> None:
     if weights is None:
         return
     if not isinstance(backbone, FCN32sBackbone):
-        raise ValueError(
+        raise WeightsFormatError(
             f"pretrained weights {str(weights)!r} exist only for FCN32sBackbone, not "
             f"{type(backbone).__name__}; use model.backbone.weights=null"
         )
     if backbone.out_channels != 4096:
-        raise ValueError(
-            f"pretrained VGG16 weights need fc_width=4096, got {backbone.out_channels}"
-        )
+        raise _fc_width_error(backbone.out_channels)
     state = vgg16_state_dict(weights)
     assert state is not None
     copy_vgg16_weights(backbone, state)
