@@ -7,6 +7,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 VOC_SAMPLE = SHARED_DATA / "voc2012-sample"
+CONTEXT_SAMPLE = SHARED_DATA / "pascal-context-sample"
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +16,14 @@ def voc_sample() -> Path:
         pytest.skip(f"the shared VOC sample is absent ({VOC_SAMPLE}); it ships beside the repo "
                     "as ../shared/data")
     return VOC_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def context_sample() -> Path:
+    if not (CONTEXT_SAMPLE / "trainval").is_dir():
+        pytest.skip(f"the shared PASCAL-Context sample is absent ({CONTEXT_SAMPLE}); it ships "
+                    "beside the repo as ../shared/data")
+    return CONTEXT_SAMPLE
 
 
 @pytest.fixture(scope="session")

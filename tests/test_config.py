@@ -10,7 +10,7 @@ from zss.data.splits import split_from_config
 from zss.modules.base import param_groups
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-ORIGINAL_EPOCHS = {"voc_21_0_0": 30, "voc_9_2_10": 90, "voc_17_2_2": 36}
+ORIGINAL_EPOCHS = {"voc_21_0_0": 30, "voc_9_2_10": 90, "voc_17_2_2": 36, "context_31_2_2": 59}
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
@@ -28,20 +28,35 @@ def test_experiment_composes_with_the_paper_recipe(name):
         assert cfg.data.dataset._target_ == "zss.data.SyntheticSegmentation"
         return
     assert cfg.task_name == split.name
-    assert cfg.embedding._target_ == "zss.embeddings.load_table"  # the paper's tables
+    assert cfg.embedding._target_ == "zss.embeddings.load_published_table"  # the paper's
+    assert cfg.embedding.name.startswith("szn-original/")                   # tables
     assert cfg.data.batch_size == 1 and cfg.data.crop_size is None  # full images, batch 1
     assert cfg.model.backbone.name == "fcn32s" and cfg.model.backbone.fc_width == 4096
     assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == 1e-5
     assert cfg.optimizer.bias_lr_factor == 2  # the original train.py, with Adam too
     # the original's stage-1 epochs per split (configs.py) and early stop (trainer_fcn.py)
     assert cfg.stage1.max_epochs == ORIGINAL_EPOCHS[split.name]
-    assert cfg.stage1.max_image_steps == 425_000
+    assert cfg.stage1.max_image_steps == (247_000 if split.name.startswith("context")
+                                          else 425_000)
     if "stage2" in cfg.stages:
         assert cfg.stage2.max_epochs == 10 and cfg.stage2.optimizer.lr == 1e-3
         assert cfg.stage2.optimizer.bias_lr_factor == 1  # one Adam group in the original
         assert cfg.stage2.dropout and cfg.stage2.train_upsampling  # model.train(), upscore
     if cfg.model.variant == "fcn_je":
         assert cfg.model.embed_dim == 20 and cfg.model.loss == "cosine"
+
+
+def test_no_default_points_into_shared():
+    text = "\n".join(p.read_text() for p in CONF.rglob("*.yaml"))
+    assert "shared" not in text and "../" not in text
+
+
+def test_context_experiment_names_its_class_set():
+    cfg = load("+experiment=context_31_2_2")
+    s = split_from_config(**cfg.split)
+    assert cfg.data.dataset.task == "context33" == cfg.split.classes
+    assert (len(s.train_seen), len(s.train_unseen), len(s.unseen)) == (29, 2, 2)
+    assert cfg.embedding.name == "szn-original/context/norm_embed_arr_20.pkl"
 
 
 def test_paper_splits():

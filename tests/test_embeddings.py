@@ -10,7 +10,7 @@ import pytest
 from gensim.models import KeyedVectors
 from sklearn.decomposition import PCA
 
-from zss.data.splits import CONTEXT33_CLASSES, VOC_CLASSES
+from zss.data.splits import CONTEXT33_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
 from zss.embeddings import (
     CLASS_WORDS,
     MissingWordError,
@@ -54,6 +54,7 @@ def _raw(kv: KeyedVectors, names) -> np.ndarray:
 
 def test_class_words_cover_voc_and_context33():
     assert set(VOC_CLASSES) | set(CONTEXT33_CLASSES) <= set(CLASS_WORDS)
+    assert set(CONTEXT60_CLASSES) <= set(CLASS_WORDS)
     assert CLASS_WORDS["pottedplant"] == ("potted", "plant")
     assert CLASS_WORDS["diningtable"] == ("dining", "table")
     assert CLASS_WORDS["tvmonitor"] == ("tv", "monitor")
@@ -139,7 +140,7 @@ def test_shared_glove_all_voc_classes(word_vectors_dir):
     WV = word_vectors_dir
     kv = load_keyed_vectors(WV / "glove6B50d_classwords.w2v.txt")
     assert kv.vector_size == 50
-    for names in (VOC_CLASSES, CONTEXT33_CLASSES):
+    for names in (VOC_CLASSES, CONTEXT33_CLASSES, CONTEXT60_CLASSES):
         vec = class_vectors(kv, names)
         assert vec.shape == (len(names), 50) and np.isfinite(vec).all()
         assert (np.linalg.norm(vec, axis=1) > 0).all()
@@ -288,3 +289,89 @@ def test_streamed_build_equals_gensim_and_sklearn(tmp_path, binary):
     ref /= np.linalg.norm(ref, axis=1).max()
     got = build_class_embeddings(VOC_CLASSES, path, dim=7, pca_vocab=100)
     np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+# --- published tables: local folder, cache, download, hash -----------------------------------
+
+
+def test_published_tables_match_the_shared_files(word_vectors_dir):
+    from zss.embeddings import PUBLISHED, locate_published_table
+
+    for name in PUBLISHED:  # every pinned sha256 is the one of the file we read
+        assert locate_published_table(name, word_vectors_dir=word_vectors_dir).is_file()
+    assert {n.split("/")[1] for n in PUBLISHED if n.startswith("szn-original")} == {
+        "pascal", "context"}
+
+
+def _file_url_table(monkeypatch, source: Path, sha: str):
+    from zss.embeddings import PUBLISHED, published
+
+    entry = published.PublishedTable("szn-original/pascal/norm_embed_arr_5.pkl",
+                                     source.resolve().as_uri(), sha, VOC_CLASSES, "test")
+    monkeypatch.setitem(PUBLISHED, entry.name, entry)
+    return entry
+
+
+def test_published_table_download_checks_the_hash(word_vectors_dir, tmp_path, monkeypatch):
+    from zss.embeddings import PUBLISHED, PublishedTableError, load_published_table
+
+    name = "szn-original/pascal/norm_embed_arr_5.pkl"
+    src = word_vectors_dir / name
+    good = PUBLISHED[name].sha256
+    # a file:// URL through the real urllib fetch: downloaded into the cache, then reused
+    _file_url_table(monkeypatch, src, good)
+    cache = tmp_path / "cache"
+    emb = load_published_table(name, VOC_CLASSES, dim=5, cache_dir=cache)
+    assert (cache / name).is_file() and emb.shape == (21, 5)
+    np.testing.assert_array_equal(emb, load_table(src, VOC_CLASSES))
+    # a download that does not match the sha256 is refused and not kept
+    _file_url_table(monkeypatch, src, "0" * 64)
+    other = tmp_path / "other"
+    with pytest.raises(PublishedTableError, match="not the published") as info:
+        load_published_table(name, VOC_CLASSES, cache_dir=other)
+    assert "deleted" in str(info.value) and not list(other.rglob("*.pkl*"))
+    # offline: the message names the URL and where to put the file
+    _file_url_table(monkeypatch, src, good)
+
+    def offline(url, dest):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    with pytest.raises(PublishedTableError) as info:
+        load_published_table(name, VOC_CLASSES, cache_dir=other, fetch=offline)
+    msg = str(info.value)
+    assert src.resolve().as_uri() in msg and str(other / name) in msg
+    assert "name resolution" in msg and not list(other.rglob("*.pkl*"))
+
+
+def test_published_table_local_folder_wins_and_is_checked(word_vectors_dir, tmp_path):
+    from zss.embeddings import PublishedTableError, load_published_table
+
+    name = "szn-original/context/norm_embed_arr_20.pkl"
+
+    def no_download(url, dest):
+        raise AssertionError("downloaded although the local folder holds the table")
+
+    emb = load_published_table(name, CONTEXT33_CLASSES, dim=20, cache_dir=tmp_path,
+                               word_vectors_dir=word_vectors_dir, fetch=no_download)
+    assert emb.shape == (33, 20)
+    bad = tmp_path / "wv" / name
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes((word_vectors_dir / name).read_bytes() + b"\0")
+    with pytest.raises(PublishedTableError, match="is not the published"):
+        load_published_table(name, CONTEXT33_CLASSES, word_vectors_dir=tmp_path / "wv")
+    with pytest.raises(PublishedTableError, match=r"norm_embed_arr_10\.pkl"):
+        load_published_table("szn-original/context/norm_embed_arr_7.pkl", CONTEXT33_CLASSES)
+
+
+def test_zs3_context_table_is_reordered_and_normalised(word_vectors_dir):
+    from zss.data.splits import CONTEXT59_CLASSES
+    from zss.embeddings import PublishedTableError, load_published_table
+
+    raw = np.load(word_vectors_dir / "zs3/pascalcontext_class_w2c.npy")  # bg + classes-59
+    emb = load_published_table("zs3/pascalcontext_class_w2c.npy", CONTEXT59_CLASSES, dim=300,
+                               normalisation="max_norm", word_vectors_dir=word_vectors_dir)
+    expected = raw[1:] / np.linalg.norm(raw[1:], axis=1).max()  # no background in context59
+    np.testing.assert_allclose(emb, expected, rtol=1e-6)
+    with pytest.raises(PublishedTableError, match="model.embed_dim=300"):
+        load_published_table("zs3/pascalcontext_class_w2c.npy", CONTEXT59_CLASSES, dim=20,
+                             word_vectors_dir=word_vectors_dir)

@@ -19,21 +19,31 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from zss.data.splits import ClassSplit
+from zss.embeddings import PUBLISHED
 from zss.errors import ConfigError
 from zss.models import preprocessing_for_backbone
 from zss.modules import Stage1Module
 
 
 def embedding_source(cfg: DictConfig) -> str | None:
-    """The class-embedding source a config names: the ``embedding.source`` (word vectors)
-    or ``embedding.path`` (a published table), as an absolute path when it names an existing
-    file; None for FCN-S (no class vectors)."""
+    """The class-embedding source a config names: a published table's name and sha256
+    (:func:`published_source`), the ``embedding.source`` (word vectors) or the
+    ``embedding.path`` (a table file), as an absolute path when it names an existing file;
+    None for FCN-S (no class vectors)."""
     if cfg.model.variant != "fcn_je":
         return None
     e = cfg.embedding
+    if e.get("name") in PUBLISHED:
+        return published_source(e.name)
     source = str(e.get("source") or e.get("path"))
     path = Path(source).expanduser()
     return str(path.resolve()) if path.is_file() else source
+
+
+def published_source(name: str) -> str:
+    """How a run records a published table: its name and sha256 (the same table wherever
+    it was read from)."""
+    return f"{name} (published table, sha256 {PUBLISHED[name].sha256[:16]})"
 
 
 def _digest(path: Path) -> str:
@@ -44,15 +54,25 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def _content(source: str) -> str | None:
+    """The sha256 a source stands for: a published table's, or an existing file's."""
+    name = source.split(" (published table", 1)[0]
+    if source != name and name in PUBLISHED:
+        return PUBLISHED[name].sha256
+    path = Path(source).expanduser()
+    return _digest(path) if path.is_file() else None
+
+
 def same_source(a: str | None, b: str | None) -> bool:
-    """Whether two embedding sources are the same: equal names, or two files with the same
-    content (a table that was copied or moved is the same table)."""
+    """Whether two embedding sources are the same: equal descriptions, or the same content
+    (a table that was copied or moved, or a file that is a published table, is that
+    table)."""
     if a == b:
         return True
     if a is None or b is None:
         return False
-    pa, pb = Path(a).expanduser(), Path(b).expanduser()
-    return pa.is_file() and pb.is_file() and _digest(pa) == _digest(pb)
+    digest = _content(a)
+    return digest is not None and digest == _content(b)
 
 
 def config_conflicts(hparams: Any, cfg: DictConfig, split: ClassSplit) -> list[str]:

@@ -80,6 +80,12 @@ def check_stages(cfg: DictConfig, split: ClassSplit) -> list[str]:
     return stages
 
 
+def split_classes(cfg: DictConfig) -> str:
+    """The name of the split's class list (``split.classes``), or ``"custom"`` for a list."""
+    classes = cfg.split.classes
+    return classes if isinstance(classes, str) else "custom"
+
+
 def _new_stage1(cfg: DictConfig, split: ClassSplit) -> Stage1Module:
     class_embeddings = None
     if cfg.model.variant == "fcn_je":
@@ -125,22 +131,35 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
     split = split_from_config(**cfg.split)
     stages = check_stages(cfg, split)
     meta: dict[str, Any] = {"split": split.name}
-    if "stage1" in stages:
-        preprocessing_for_backbone(cfg.model.backbone)  # a weights file of unknown format
-        module = _new_stage1(cfg, split)                # fails before it is read
+    module: L.LightningModule | None = None
+    if "stage1" in stages:  # a weights file of unknown format fails before anything is read
+        backbone = OmegaConf.to_container(cfg.model.backbone)
     else:
         module = load_stage1(cfg.stage1_ckpt, cfg, split)
         meta["stage1_ckpt"] = str(cfg.stage1_ckpt)
-    backbone = dict(module.hparams.backbone)
-    preprocessing = preprocessing_for_backbone(backbone)  # the model's, never the config's
+        backbone = dict(module.hparams.backbone)
+    preprocessing = preprocessing_for_backbone(backbone)  # a checkpoint's, never the config's
+    # the data first: a missing folder or list fails before weights or tables are fetched;
+    # objects go in after instantiation (Hydra would turn a dataclass argument into a config)
+    dm = instantiate(cfg.data, _partial_=True)(split=split, normalize=preprocessing)
+    dm.setup("test")
+    class_set = dm.class_set or split_classes(cfg)
+    meta["class_set"] = class_set
+    log.info("class set %s (%d classes); split %s: train_seen %d, train_unseen %d, unseen %d",
+             class_set, split.num_classes, split.name, len(split.train_seen),
+             len(split.train_unseen), len(split.unseen))
+    if {"stage1", "stage2"} & set(stages):
+        dm.setup("fit")
+        for stage in ("stage1", "stage2"):
+            if stage in stages:
+                dm.require_holdout(stage)
+        log.info(dm.describe())
+        meta["images"] = dm.summary()
+    if module is None:
+        module = _new_stage1(cfg, split)
     source = module.hparams.get("embedding_source")
     log.info("class embeddings: %s; input preprocessing: %s (weights %s)", source,
              preprocessing, backbone.get("weights"))
-    # objects go in after instantiation: Hydra would turn a dataclass argument into a config
-    dm = instantiate(cfg.data, _partial_=True)(split=split, normalize=preprocessing)
-    if {"stage1", "stage2"} & set(stages):
-        dm.setup("fit")
-        log.info(dm.describe())
 
     # one set of loggers for all stages: one W&B run / one CSV file per job
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
@@ -188,6 +207,7 @@ def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Pa
     scores, table = module.test_results
     hists = {v: m.compute() for v, m in module.evaluator.matrices.items()}  # cached sums
     meta["test_images"] = module.test_images
+    meta.setdefault("images", {})["test"] = module.test_images
     results = {f"test/{v}/{k}": val for v, s in scores.items() for k, val in s.items()}
     if not is_global_zero():
         return results

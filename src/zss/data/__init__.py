@@ -1,10 +1,14 @@
 """zss.data: datasets, class splits, zero-shot image filters, transforms, DataModule."""
 
+from zss.data.context import CONTEXT_TASKS, ContextSegmentation
 from zss.data.datamodule import STAGES, TransformedDataset, ZSSDataModule
+from zss.data.files import DataError, read_image, read_label, voc_colormap
 from zss.data.filters import holdout_split, seenmask_target, stage1_indices, stage2_indices
 from zss.data.splits import (
     CLASS_LISTS,
     CONTEXT33_CLASSES,
+    CONTEXT59_CLASSES,
+    CONTEXT60_CLASSES,
     IGNORE_INDEX,
     VOC_CLASSES,
     ClassSplit,
@@ -20,10 +24,11 @@ from zss.data.transforms import (
     resize_short_side,
     same_size_parts,
 )
-from zss.data.voc import DataError, VOCSegmentation, read_image, read_label, voc_colormap
+from zss.data.voc import VOCSegmentation
 
 __all__ = [
-    "CLASS_LISTS", "CONTEXT33_CLASSES", "IGNORE_INDEX", "STAGES", "VOC_CLASSES", "ClassSplit",
+    "CLASS_LISTS", "CONTEXT33_CLASSES", "CONTEXT59_CLASSES", "CONTEXT60_CLASSES",
+    "CONTEXT_TASKS", "ContextSegmentation", "IGNORE_INDEX", "STAGES", "VOC_CLASSES", "ClassSplit",
     "DataError", "EvalTransform", "SplitError", "SyntheticSegmentation", "TrainTransform",
     "TransformedDataset",
     "VOCSegmentation", "ZSSDataModule", "holdout_split", "pad_collate", "read_image",

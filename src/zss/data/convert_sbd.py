@@ -28,7 +28,8 @@ import numpy as np
 from PIL import Image
 from scipy.io import loadmat
 
-from zss.data.voc import DataError, resolve_voc_root, voc_colormap
+from zss.data.files import DataError, voc_colormap
+from zss.data.voc import resolve_voc_root
 
 __all__ = ["read_sbd_label", "convert_sbd", "main"]
 

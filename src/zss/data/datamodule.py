@@ -6,7 +6,9 @@ checkpoint selection — never the test split:
 
 - held-out = ``holdout_fraction`` of the stage-1 images plus the same fraction of the
   images only stage 2 may use (those with train_unseen pixels); one fixed set (``seed``), so
-  no image is trained on in one stage and validated on in the other;
+  no image is trained on in one stage and validated on in the other; each part holds at
+  least one image when its stage has two or more (for stage 2, one of the images only it
+  uses, if stage 1 has no held-out image);
 - stage 1: train = stage-1 images minus held-out; val = the held-out stage-1 images
   (labels all train_seen);
 - stage 2: train = stage-2 images minus held-out; val = all held-out images (no U pixel);
@@ -21,6 +23,7 @@ twice in a dataset-level confusion matrix (DESIGN §2).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import lightning as L
@@ -30,7 +33,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from zss.data.filters import holdout_split, seenmask_target, stage1_indices, stage2_indices
-from zss.data.splits import ClassSplit
+from zss.data.splits import ClassSplit, SplitError
 from zss.data.transforms import EvalTransform, Normalize, TrainTransform, pad_collate
 
 __all__ = ["STAGES", "TransformedDataset", "ZSSDataModule"]
@@ -141,6 +144,15 @@ class ZSSDataModule(L.LightningDataModule):
             raise ValueError(f"The dataset factory for '{image_set}' returned a dataset with a "
                              "transform; ZSSDataModule applies its own transforms, build the "
                              "dataset with transform=None.")
+        names = getattr(ds, "class_names", None)
+        if names is not None and tuple(names) != tuple(self.split.class_names):
+            raise SplitError(
+                f"The dataset '{image_set}' labels its pixels with the class set "
+                f"{getattr(ds, 'class_set', '?')!r} ({len(names)} classes: {list(names)[:4]} "
+                f"…), but split '{self.split.name}' is over another class list "
+                f"({self.split.num_classes} classes: {list(self.split.class_names)[:4]} …); "
+                "use a split of that class set (split.classes) or another "
+                "data.dataset.task.")
         return ds
 
     def _setup_train(self) -> None:
@@ -153,6 +165,11 @@ class ZSSDataModule(L.LightningDataModule):
         s1_train, s1_held = holdout_split(s1, self.holdout_fraction, self.seed)
         only_s2 = sorted(set(s2) - set(s1))
         extra_train, extra_held = holdout_split(only_s2, self.holdout_fraction, self.seed)
+        if self.holdout_fraction > 0 and not (s1_held or extra_held) and only_s2:
+            # small data: stage 2 still gets one held-out image, one it never trains on
+            # (never a stage-1 training image, whose features stage 1 has fitted)
+            pick = random.Random(self.seed).choice(only_s2)
+            extra_train, extra_held = [i for i in only_s2 if i != pick], [pick]
         self.parts = {
             "stage1_train": s1_train, "stage1_val": s1_held,
             "stage2_train": sorted(s1_train + extra_train),
@@ -164,6 +181,15 @@ class ZSSDataModule(L.LightningDataModule):
     def _setup_test(self) -> None:
         if self._test_base is None:
             self._test_base = self._make(self.test_set)
+
+    @property
+    def class_set(self) -> str | None:
+        """The name of the datasets' class set (``"voc"``, ``"context33"``, …; None before
+        setup or for a dataset without one)."""
+        for ds in (self._train_base, self._test_base):
+            if ds is not None and getattr(ds, "class_set", None):
+                return ds.class_set
+        return None
 
     # ---- ids and counts ----
     def ids(self, part: str) -> list[str]:
@@ -181,6 +207,25 @@ class ZSSDataModule(L.LightningDataModule):
         out.update({k: len(v) for k, v in self.parts.items()})
         out["test"] = len(self._test_base)  # type: ignore[arg-type]
         return out
+
+    def require_holdout(self, stage: str) -> None:
+        """Check that ``stage`` has images to train on and held-out images to choose its
+        checkpoint on (before anything trains).
+
+        Raises:
+            SplitError: no held-out image (a stage with a single usable image, or
+                ``holdout_fraction`` 0), naming the stage, the counts and the fix.
+        """
+        self._setup_train()
+        train, held = self.parts[f"{stage}_train"], self.parts[f"{stage}_val"]
+        if not held:
+            raise SplitError(
+                f"{stage.replace('stage', 'stage ')} of split '{self.split.name}' has "
+                f"{len(train)} usable training image(s) of the {self._n_scanned} in "
+                f"'{self.train_set}' and none held out to choose its checkpoint on (the "
+                "test split is never used for that). It needs at least 2 usable images and "
+                f"data.holdout_fraction > 0 (now {self.holdout_fraction}): use a larger "
+                "training list or a split whose filter keeps more images.")
 
     def describe(self) -> str:
         """One line for the run log, e.g. ``stage 1: 31 train / 3 held-out images; …``."""

@@ -38,7 +38,23 @@ CONTEXT33_CLASSES: tuple[str, ...] = VOC_CLASSES[1:] + (
 """The 33-class PASCAL-Context set of the original SZN code (``classes-33.txt``), index 0 =
 aeroplane; it has no background class."""
 
-CLASS_LISTS: dict[str, tuple[str, ...]] = {"voc": VOC_CLASSES, "context33": CONTEXT33_CLASSES}
+CONTEXT59_CLASSES: tuple[str, ...] = VOC_CLASSES[1:] + (
+    "bag", "bed", "bench", "book", "building", "cabinet", "ceiling", "clothes", "computer",
+    "cup", "door", "fence", "floor", "flower", "food", "grass", "ground", "keyboard", "light",
+    "mountain", "mouse", "curtain", "platform", "sign", "plate", "road", "rock", "shelves",
+    "sidewalk", "sky", "snow", "bedcloth", "track", "tree", "truck", "wall", "water",
+    "window", "wood",
+)  # fmt: skip
+"""The 59-class PASCAL-Context task (``classes-59.txt`` without its background), index 0 =
+aeroplane; every other labelled pixel is void."""
+
+CONTEXT60_CLASSES: tuple[str, ...] = ("background",) + CONTEXT59_CLASSES
+"""The 59 classes plus ``background`` (index 0) for every other labelled pixel: the ZS3
+protocol's 60 classes (``classes-59.txt`` with its background)."""
+
+CLASS_LISTS: dict[str, tuple[str, ...]] = {"voc": VOC_CLASSES, "context33": CONTEXT33_CLASSES,
+                                           "context59": CONTEXT59_CLASSES,
+                                           "context60": CONTEXT60_CLASSES}
 
 
 class SplitError(UserInputError, ValueError):

@@ -4,6 +4,12 @@ a disk cache, and published tables (DESIGN §1 step 2, §3 "PCA" and "Multi-word
 from zss.embeddings.build import build_class_embeddings, fit_pca, normalise
 from zss.embeddings.classwords import CLASS_WORDS, MissingWordError, class_vectors
 from zss.embeddings.glove import GLOVE_SOURCE, load_glove_6b_50d
+from zss.embeddings.published import (
+    PUBLISHED,
+    PublishedTableError,
+    load_published_table,
+    locate_published_table,
+)
 from zss.embeddings.sources import load_keyed_vectors
 from zss.embeddings.tables import load_table
 
@@ -11,11 +17,15 @@ __all__ = [
     "CLASS_WORDS",
     "GLOVE_SOURCE",
     "MissingWordError",
+    "PUBLISHED",
+    "PublishedTableError",
     "build_class_embeddings",
     "class_vectors",
     "fit_pca",
     "load_glove_6b_50d",
     "load_keyed_vectors",
+    "load_published_table",
     "load_table",
+    "locate_published_table",
     "normalise",
 ]

@@ -3,8 +3,8 @@ names").
 
 Dataset class names glue words together (``pottedplant``, ``diningtable``, ``tvmonitor``);
 word-vector models hold the separate words. :data:`CLASS_WORDS` states, for every PASCAL VOC
-class and every extra class of the 33-class PASCAL-Context set, the words whose vectors are
-averaged. Other projects embedded these names differently (ZS3 and SPNet rows for the
+class and every class of the PASCAL-Context sets (33 and 59 classes), the words whose vectors
+are averaged. Other projects embedded these names differently (ZS3 and SPNet rows for the
 multi-word classes disagree), so this table is one documented choice, not "the" recipe.
 """
 
@@ -54,12 +54,40 @@ CLASS_WORDS: dict[str, tuple[str, ...]] = {
     "track": ("track",),
     "keyboard": ("keyboard",),
     "ceiling": ("ceiling",),
+    # the other classes of the 59-class PASCAL-Context task (CONTEXT59_CLASSES)
+    "bag": ("bag",),
+    "bed": ("bed",),
+    "bench": ("bench",),
+    "book": ("book",),
+    "cabinet": ("cabinet",),
+    "clothes": ("clothes",),
+    "computer": ("computer",),
+    "cup": ("cup",),
+    "door": ("door",),
+    "fence": ("fence",),
+    "flower": ("flower",),
+    "food": ("food",),
+    "light": ("light",),
+    "mouse": ("mouse",),
+    "curtain": ("curtain",),
+    "platform": ("platform",),
+    "sign": ("sign",),
+    "plate": ("plate",),
+    "rock": ("rock",),
+    "shelves": ("shelves",),
+    "sidewalk": ("sidewalk",),
+    "snow": ("snow",),
+    "bedcloth": ("bed", "cloth"),
+    "truck": ("truck",),
+    "window": ("window",),
+    "wood": ("wood",),
 }
 """Class name -> words looked up; the class vector is the **mean** of the word vectors.
 
-Covers the 21 VOC classes (``background`` … ``tvmonitor``) and the 13 extra classes of the
-33-class Context set (``sky`` … ``ceiling``); a test checks it covers ``VOC_CLASSES`` and
-``CONTEXT33_CLASSES``. Single-word names map to themselves, e.g.
+Covers the 21 VOC classes (``background`` … ``tvmonitor``), the 13 extra classes of the
+33-class Context set (``sky`` … ``ceiling``) and the other 26 of the 59-class Context task
+(``bag`` … ``wood``); a test checks it covers ``VOC_CLASSES`` and every Context class set.
+``bedcloth`` (``bedclothes`` in PASCAL-Context's labels) is ``(bed, cloth)``. Single-word names map to themselves, e.g.
 ``"aeroplane" -> ("aeroplane",)``, ``"motorbike" -> ("motorbike",)``; the multi-word ones are
 ``diningtable -> (dining, table)``, ``pottedplant -> (potted, plant)``,
 ``tvmonitor -> (tv, monitor)``. Every word is lower-case and present in GloVe 6B
