@@ -12,7 +12,6 @@ embedding source than the one it used.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from zss.data.splits import ClassSplit
 from zss.embeddings import PUBLISHED
+from zss.embeddings.published import file_sha256
 from zss.errors import ConfigError
 from zss.models import preprocessing_for_backbone
 from zss.modules import Stage1Module
@@ -46,21 +46,13 @@ def published_source(name: str) -> str:
     return f"{name} (published table, sha256 {PUBLISHED[name].sha256[:16]})"
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _content(source: str) -> str | None:
     """The sha256 a source stands for: a published table's, or an existing file's."""
     name = source.split(" (published table", 1)[0]
     if source != name and name in PUBLISHED:
         return PUBLISHED[name].sha256
     path = Path(source).expanduser()
-    return _digest(path) if path.is_file() else None
+    return file_sha256(path) if path.is_file() else None
 
 
 def same_source(a: str | None, b: str | None) -> bool:

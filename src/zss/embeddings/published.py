@@ -101,7 +101,8 @@ PUBLISHED: dict[str, PublishedTable] = {t.name: t for t in _TABLES}
 """Every published table zss knows, by name."""
 
 
-def _sha256(path: Path) -> str:
+def filefile_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -145,7 +146,7 @@ def locate_published_table(name: str, word_vectors_dir: str | os.PathLike | None
     candidates = [Path(d) / name for d in (word_vectors_dir, cache_dir) if d is not None]
     for path in candidates:
         if path.is_file():
-            digest = _sha256(path)
+            digest = file_sha256(path)
             if digest != table.sha256:
                 raise PublishedTableError(
                     f"{path} is not the published {name}: its sha256 is {digest}, the "
@@ -167,7 +168,7 @@ def locate_published_table(name: str, word_vectors_dir: str | os.PathLike | None
             f"({type(err).__name__}: {err}). Fetch that file by hand and put it at {dest} "
             "(or into paths.word_vectors_dir as "
             f"{name}), or build the vectors with embedding=word2vec.") from err
-    digest = _sha256(tmp)
+    digest = file_sha256(tmp)
     if digest != table.sha256:
         tmp.unlink()
         raise PublishedTableError(f"the download of {name} from {table.url} has sha256 "
