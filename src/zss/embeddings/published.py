@@ -101,7 +101,7 @@ PUBLISHED: dict[str, PublishedTable] = {t.name: t for t in _TABLES}
 """Every published table zss knows, by name."""
 
 
-def filefile_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
