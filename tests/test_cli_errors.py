@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run_cli(*overrides: str, tmp_path: Path) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "zss.run", "+experiment=voc_17_2_2", "+debug=cpu",
            f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}",
+           "data.train_set=train", "data.test_set=val",
            *overrides]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
 
@@ -39,7 +40,7 @@ def test_torchvision_weights_without_network(tmp_path, voc_sample, word_vectors_
     cmd = [sys.executable, "-m", "zss.run", "+experiment=voc_17_2_2",
            f"paths.data_dir={voc_sample}", f"paths.word_vectors_dir={word_vectors_dir}",
            f"hydra.run.dir={tmp_path / 'run'}", "model.backbone.fc_width=4096",
-           "data.max_short_side=64"]
+           "data.max_short_side=64", "data.train_set=train", "data.test_set=val"]
     env = {"TORCH_HOME": str(env_hub), "PATH": "/usr/bin:/bin", "HTTPS_PROXY": "http://127.0.0.1:9",
            "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)

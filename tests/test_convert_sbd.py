@@ -1,4 +1,5 @@
-"""SBD .mat labels -> SegmentationClassAug palette PNGs + train_aug.txt."""
+"""SBD .mat labels -> SegmentationClassSBD + sbd_train.txt (the paper's training set) and
+SegmentationClassAug + train_aug.txt; the shipped paper lists."""
 
 import numpy as np
 import pytest
@@ -43,19 +44,24 @@ def trees(tmp_path):
 def test_convert_writes_train_aug(trees, capsys):
     sbd, voc, labels, voc_c = trees
     np.testing.assert_array_equal(read_sbd_label(sbd / "dataset/cls/a.mat"), labels["a"])
-    assert convert_sbd(sbd, voc.parents[1]) == {"train_aug": 3, "written": 3, "kept": 0}
+    assert convert_sbd(sbd, voc.parents[1]) == {"sbd_train": 2, "train_aug": 3, "written": 5,
+                                                "kept": 0}
     assert (voc / "ImageSets/Segmentation/train_aug.txt").read_text() == "a\nb\nc\n"
+    assert (voc / "ImageSets/Segmentation/sbd_train.txt").read_text() == "a\nb\n"
+    sbd_train = VOCSegmentation(voc.parents[1], "sbd_train")  # SBD's own labels
+    assert sbd_train.ids == ["a", "b"] and sbd_train.label_dir.name == "SegmentationClassSBD"
+    np.testing.assert_array_equal(sbd_train[0]["label"].numpy(), labels["a"])
     out = voc / "SegmentationClassAug"
     assert Image.open(out / "a.png").mode == "P"
     np.testing.assert_array_equal(np.asarray(Image.open(out / "a.png")), labels["a"])
     np.testing.assert_array_equal(np.asarray(Image.open(out / "c.png")), voc_c)
     assert not (out / "v.png").exists()  # VOC val never enters training
-    ds = VOCSegmentation(voc.parents[1], "train_aug", label_dir="SegmentationClassAug")
-    assert ds.ids == ["a", "b", "c"]
+    ds = VOCSegmentation(voc.parents[1], "train_aug")  # its label folder by default
+    assert ds.ids == ["a", "b", "c"] and ds.label_dir.name == "SegmentationClassAug"
     np.testing.assert_array_equal(ds[1]["label"].numpy(), labels["b"])
     # a second run keeps what is there
     main([str(sbd), str(voc.parents[1])])
-    assert "0 PNGs written, 3 already there" in capsys.readouterr().out
+    assert "0 PNGs written, 5 already there" in capsys.readouterr().out
 
 
 def test_existing_files_are_never_overwritten(trees):
@@ -72,3 +78,21 @@ def test_missing_mat_is_named(trees):
     (sbd / "dataset/cls/b.mat").unlink()
     with pytest.raises(DataError, match=r"cls/b\.mat does not exist"):
         convert_sbd(sbd, voc)
+
+
+def test_the_papers_lists_ship_with_zss(voc_sample):
+    from zss.data.voc import PACKAGED_LISTS
+
+    sbd_train = (PACKAGED_LISTS / "sbd_train.txt").read_text().split()
+    seg11valid = (PACKAGED_LISTS / "seg11valid.txt").read_text().split()
+    assert len(sbd_train) == len(set(sbd_train)) == 8498
+    assert len(seg11valid) == len(set(seg11valid)) == 736
+    assert not set(sbd_train) & set(seg11valid)
+    shared = voc_sample.parent / "voc-lists"
+    if shared.is_dir():  # the same lists as the developers' copy
+        assert sbd_train == (shared / "sbd_train.txt").read_text().split()
+        assert seg11valid == (shared / "seg11valid.txt").read_text().split()
+    # a VOC root without these lists uses the shipped ones (the sample lacks their images)
+    with pytest.raises(DataError) as info:
+        VOCSegmentation(voc_sample, "seg11valid")
+    assert "of 736 ids" in str(info.value) and "seg11valid.txt" in str(info.value)

@@ -1,16 +1,21 @@
-"""Convert SBD's ``cls/*.mat`` labels into VOC palette PNGs: the paper's training set.
+"""Convert SBD's ``cls/*.mat`` labels into VOC palette PNGs, for the paper's training set and
+for train_aug.
 
-The SZN paper (like FCN and DeepLab) trains on "train_aug": the union of SBD's train and val
-images and VOC 2012 train, minus VOC 2012 val -- 10,582 images (the paper cites SBD's 8,498
-train images as the main source). This script writes, under ``VOCdevkit/VOC2012``:
+The SZN paper and its original code train on **SBD train**: the 8,498 ids of SBD's
+``train.txt`` with SBD's own ``GTcls.Segmentation`` labels, and evaluate on **seg11valid**
+(736 ids of VOC 2011 val, FCN's list, VOC's own PNGs; shipped with zss). Many other projects
+(FCN, DeepLab) train on "train_aug" instead: SBD train ∪ val ∪ VOC 2012 train, minus VOC 2012
+val -- 10,582 images. This script writes both, under ``VOCdevkit/VOC2012``:
 
-- ``SegmentationClassAug/<id>.png``: palette PNGs, values = class index, 255 = void. An id
-  with a VOC 2012 annotation keeps VOC's label (copied from ``SegmentationClass``); the others
-  take SBD's ``GTcls.Segmentation`` (no 255 boundary band).
-- ``ImageSets/Segmentation/train_aug.txt``: the ids, sorted.
+- ``SegmentationClassSBD/<id>.png`` for every SBD train id, from SBD's label (no 255
+  boundary band), and ``ImageSets/Segmentation/sbd_train.txt`` (SBD's train list):
+  ``data.train_set=sbd_train`` (the paper experiments' default) reads them;
+- ``SegmentationClassAug/<id>.png``: an id with a VOC 2012 annotation keeps VOC's label
+  (copied from ``SegmentationClass``), the others take SBD's; and
+  ``ImageSets/Segmentation/train_aug.txt``: ``data.train_set=train_aug``.
 
-Existing files are never overwritten (a differing existing PNG is an error); run it once,
-then train with ``data.train_set=train_aug data.dataset.label_dir=SegmentationClassAug``.
+Palette PNGs, values = class index, 255 = void. Existing files are never overwritten (a
+differing existing PNG or list is an error); run it once.
 
 Usage: ``python -m zss.data.convert_sbd SBD_ROOT VOC_ROOT`` where ``SBD_ROOT`` holds
 ``dataset/{cls/, train.txt, val.txt}`` (the benchmark_RELEASE archive) and ``VOC_ROOT`` the
@@ -72,51 +77,64 @@ def _save_png(array: np.ndarray, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _write(ids: list[str], out_dir: Path, voc_labels: Path | None, sbd: Path) -> tuple[int, int]:
+    """Write ``out_dir/<id>.png`` (VOC's own label when ``voc_labels`` holds one, else SBD's);
+    returns (written, kept)."""
+    out_dir.mkdir(exist_ok=True)
+    written = kept = 0
+    for id_ in ids:
+        target = out_dir / f"{id_}.png"
+        voc_label = voc_labels / f"{id_}.png" if voc_labels is not None else None
+        from_voc = voc_label is not None and voc_label.is_file()
+        array = (np.asarray(Image.open(voc_label)) if from_voc
+                 else read_sbd_label(sbd / "cls" / f"{id_}.mat"))
+        if target.exists():
+            if not np.array_equal(np.asarray(Image.open(target)), array):
+                raise DataError(f"{target} exists and differs from the label converted from "
+                                f"{voc_label if from_voc else sbd / 'cls'}; move it away to "
+                                "convert again (files are never overwritten).")
+            kept += 1
+            continue
+        if from_voc:
+            shutil.copyfile(voc_label, target)
+        else:
+            _save_png(array, target)
+        written += 1
+    return written, kept
+
+
+def _write_list(path: Path, ids: list[str]) -> None:
+    text = "".join(f"{i}\n" for i in ids)
+    if path.exists() and path.read_text() != text:
+        raise DataError(f"{path} exists with other ids; move it away to write it again.")
+    path.write_text(text)
+
+
 def convert_sbd(sbd_root: str | os.PathLike, voc_root: str | os.PathLike) -> dict[str, int]:
-    """Write ``SegmentationClassAug/`` and ``train_aug.txt`` (see the module docstring).
+    """Write ``SegmentationClassSBD/`` + ``sbd_train.txt`` and ``SegmentationClassAug/`` +
+    ``train_aug.txt`` (see the module docstring).
 
     Returns:
-        counts: ``{"train_aug": N, "written": n, "kept": k}`` (ids in the list, PNGs written,
-        PNGs already present and identical).
+        counts: ``{"sbd_train": N1, "train_aug": N2, "written": n, "kept": k}`` (ids in each
+        list, PNGs written, PNGs already present and identical, over both folders).
 
     Raises:
-        DataError: a missing list or label file, or an existing PNG that differs from the one
-            this conversion would write (never overwritten: move it away first).
+        DataError: a missing list or label file, or an existing PNG or list that differs from
+            the one this conversion would write (never overwritten: move it away first).
     """
     sbd = Path(sbd_root) / "dataset"
     voc = resolve_voc_root(voc_root)
     lists = voc / "ImageSets" / "Segmentation"
     voc_train, voc_val = _read_list(lists / "train.txt"), set(_read_list(lists / "val.txt"))
-    sbd_ids = _read_list(sbd / "train.txt") + _read_list(sbd / "val.txt")
-    ids = sorted((set(sbd_ids) | set(voc_train)) - voc_val)
-    out_dir = voc / "SegmentationClassAug"
-    out_dir.mkdir(exist_ok=True)
-    written = kept = 0
-    for id_ in ids:
-        target = out_dir / f"{id_}.png"
-        voc_label = voc / "SegmentationClass" / f"{id_}.png"
-        if voc_label.is_file():
-            array = np.asarray(Image.open(voc_label))
-        else:
-            array = read_sbd_label(sbd / "cls" / f"{id_}.mat")
-        if target.exists():
-            if not np.array_equal(np.asarray(Image.open(target)), array):
-                raise DataError(f"{target} exists and differs from the label converted from "
-                                f"{voc_label if voc_label.is_file() else sbd / 'cls'}; move "
-                                "it away to convert again (files are never overwritten).")
-            kept += 1
-            continue
-        if voc_label.is_file():
-            shutil.copyfile(voc_label, target)
-        else:
-            _save_png(array, target)
-        written += 1
-    list_file = lists / "train_aug.txt"
-    text = "".join(f"{i}\n" for i in ids)
-    if list_file.exists() and list_file.read_text() != text:
-        raise DataError(f"{list_file} exists with other ids; move it away to write it again.")
-    list_file.write_text(text)
-    return {"train_aug": len(ids), "written": written, "kept": kept}
+    sbd_train = _read_list(sbd / "train.txt")
+    train_aug = sorted((set(sbd_train + _read_list(sbd / "val.txt")) | set(voc_train))
+                       - voc_val)
+    w1, k1 = _write(sbd_train, voc / "SegmentationClassSBD", None, sbd)
+    w2, k2 = _write(train_aug, voc / "SegmentationClassAug", voc / "SegmentationClass", sbd)
+    _write_list(lists / "sbd_train.txt", sbd_train)
+    _write_list(lists / "train_aug.txt", train_aug)
+    return {"sbd_train": len(sbd_train), "train_aug": len(train_aug), "written": w1 + w2,
+            "kept": k1 + k2}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -129,8 +147,8 @@ def main(argv: list[str] | None = None) -> None:
         counts = convert_sbd(args.sbd_root, args.voc_root)
     except DataError as err:
         parser.exit(2, f"zss: error: {err}\n")
-    print(f"train_aug: {counts['train_aug']} ids; {counts['written']} PNGs written, "
-          f"{counts['kept']} already there")
+    print(f"sbd_train: {counts['sbd_train']} ids, train_aug: {counts['train_aug']} ids; "
+          f"{counts['written']} PNGs written, {counts['kept']} already there")
 
 
 if __name__ == "__main__":

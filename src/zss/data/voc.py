@@ -24,8 +24,16 @@ from zss.data.base import ListSegmentation, Transform, read_id_list
 from zss.data.files import DataError, read_image, read_label, read_label_array, voc_colormap
 from zss.data.splits import VOC_CLASSES
 
-__all__ = ["DataError", "VOCSegmentation", "read_image", "read_label", "resolve_voc_root",
-           "voc_colormap"]
+__all__ = ["DataError", "LABEL_DIRS", "PACKAGED_LISTS", "VOCSegmentation", "read_image",
+           "read_label", "resolve_voc_root", "voc_colormap"]
+
+PACKAGED_LISTS = Path(__file__).with_name("lists")
+"""The paper's id lists shipped with zss: ``sbd_train.txt`` (8,498 SBD train ids, the
+original SZN training list) and ``seg11valid.txt`` (736 ids, FCN's and the original's
+evaluation list); used when ``ImageSets/Segmentation`` has no list of that name."""
+LABEL_DIRS = {"sbd_train": "SegmentationClassSBD", "train_aug": "SegmentationClassAug"}
+"""The label folder of an image set when none is given (``SegmentationClass`` otherwise):
+both are written by ``python -m zss.data.convert_sbd``."""
 
 
 def resolve_voc_root(root: str | os.PathLike, year: str = "VOC2012") -> Path:
@@ -53,16 +61,19 @@ class VOCSegmentation(ListSegmentation):
 
     Args:
         root: folder that contains ``VOCdevkit/VOC2012``, or ``VOC2012`` itself.
-        image_set: name of the list ``ImageSets/Segmentation/<image_set>.txt``.
+        image_set: name of the list ``ImageSets/Segmentation/<image_set>.txt``; for
+            ``sbd_train`` and ``seg11valid`` the lists shipped with zss
+            (:data:`PACKAGED_LISTS`) when that folder has none.
         transform: optional callable ``(image uint8 (3, H, W), label int64 (H, W)) ->
             (image float32 (3, h, w), label int64 (h, w))``, e.g.
             :class:`zss.data.transforms.TrainTransform`.
         num_classes: number of classes; label values must be < num_classes or 255 (21: the
             VOC class list, class set ``"voc"``).
         cache_dir: optional folder for the :meth:`class_presence` cache (json).
-        label_dir: folder of the label PNGs under VOC2012: ``SegmentationClass`` (VOC's own)
-            or ``SegmentationClassAug`` (SBD's train_aug labels, written by
-            ``python -m zss.data.convert_sbd``).
+        label_dir: folder of the label PNGs under VOC2012; None (default) picks it from the
+            image set (:data:`LABEL_DIRS`): ``SegmentationClassSBD`` for ``sbd_train`` (SBD's
+            labels), ``SegmentationClassAug`` for ``train_aug`` (both written by
+            ``python -m zss.data.convert_sbd``), else ``SegmentationClass`` (VOC's own).
 
     Items are ``dict(image, label, id)``: without a transform, image is uint8 (3, H, W) RGB
     and label int64 (H, W); with one, whatever it returns.
@@ -77,10 +88,13 @@ class VOCSegmentation(ListSegmentation):
     def __init__(self, root: str | os.PathLike, image_set: str = "train",
                  transform: Transform | None = None, num_classes: int = 21,
                  cache_dir: str | os.PathLike | None = None,
-                 label_dir: str = "SegmentationClass") -> None:
+                 label_dir: str | None = None) -> None:
         self.root = resolve_voc_root(root)
+        label_dir = label_dir or LABEL_DIRS.get(image_set, "SegmentationClass")
         self.label_dir = self.root / label_dir
         list_file = self.root / "ImageSets" / "Segmentation" / f"{image_set}.txt"
+        if not list_file.is_file() and (PACKAGED_LISTS / f"{image_set}.txt").is_file():
+            list_file = PACKAGED_LISTS / f"{image_set}.txt"
         seg_dir = list_file.parent
         sets = sorted(p.stem for p in seg_dir.glob("*.txt")) if seg_dir.is_dir() else []
         hint = f" (the lists in {seg_dir} are {sets})" if sets else f" ({seg_dir} holds no lists)"
@@ -90,8 +104,12 @@ class VOCSegmentation(ListSegmentation):
                          self.root / "JPEGImages", names,
                          "voc" if num_classes == 21 else f"voc{int(num_classes)}",
                          transform=transform, cache_dir=cache_dir,
-                         missing_hint="The VOC2012 trainval archive holds them (plus SBD for "
-                                      "train_aug ids). ")
+                         missing_hint=("The VOC2012 trainval archive holds the JPEGs and "
+                                       "SegmentationClass; SBD's labels "
+                                       f"({label_dir}) are written by python -m "
+                                       "zss.data.convert_sbd SBD_ROOT VOC_ROOT. "
+                                       if label_dir in LABEL_DIRS.values() else
+                                       "The VOC2012 trainval archive holds them. "))
 
     def label_path(self, id_: str) -> Path:
         return self.label_dir / f"{id_}.png"

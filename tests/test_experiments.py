@@ -1,0 +1,74 @@
+"""Every file of conf/experiment/ composes and runs a few steps through `python -m zss.run`
+on the shared samples or generated data: a new experiment file is tested by adding it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+LIMITS = ["+trainer.limit_train_batches=4", "+trainer.limit_val_batches=2",
+          "+trainer.limit_test_batches=6", "++trainer.enable_progress_bar=false",
+          "stage1.max_epochs=1", "stage2.max_epochs=1"]
+
+pytestmark = pytest.mark.slow
+
+
+def _compose(experiment: str):
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        return compose("config", overrides=[f"+experiment={experiment}"])
+
+
+def _data_overrides(cfg, voc_sample, context_sample, word_vectors_dir) -> list[str]:
+    target = cfg.data.dataset._target_
+    if target.endswith("SyntheticSegmentation"):  # generated: a few small images
+        return ["data.dataset.lengths.train=64", "data.dataset.lengths.val=8",
+                "data.dataset.lengths.test=8", "data.dataset.size=32",
+                "model.backbone.width=8", "model.backbone.fc_width=16"]
+    tiny = ["+debug=cpu", f"paths.word_vectors_dir={word_vectors_dir}",
+            "data.max_short_side=64", "model.backbone.fc_width=64"]
+    if target.endswith("VOCSegmentation"):  # the sample has VOC's own lists
+        return [*tiny, f"paths.data_dir={voc_sample}", "data.train_set=train",
+                "data.test_set=val"]
+    if target.endswith("ContextSegmentation"):
+        return [*tiny, f"paths.data_dir={context_sample}"]
+    raise AssertionError(f"no test data for {target}: add it here")
+
+
+def _variants(cfg) -> set[str]:
+    if cfg.model.variant == "fcn_s":
+        return {"fcn_s"}
+    if not (cfg.split.train_unseen or cfg.split.unseen):
+        return {"fcn_je"}  # SZN-PS would equal FCN-JE
+    return {"fcn_je", "szn", "szn_ps"} if "stage2" in cfg.stages else {"fcn_je", "szn_ps"}
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_runs_to_its_metrics(experiment, voc_sample, context_sample,
+                                        word_vectors_dir, glove_cache, tmp_path):
+    cfg = _compose(experiment)
+    # voc_21_0_0 also checks the original's early stop: 3 epochs asked, 40 image-steps
+    # allowed, 44 stage-1 images -> floor(40 / 44) + 2 = 2 epochs
+    budget = (["stage1.max_epochs=3", "stage1.max_image_steps=40"]
+              if experiment == "voc_21_0_0" else [])
+    cmd = [sys.executable, "-m", "zss.run", f"+experiment={experiment}",
+           *_data_overrides(cfg, voc_sample, context_sample, word_vectors_dir),
+           f"hydra.run.dir={tmp_path}", f"paths.cache_dir={glove_cache}", *LIMITS, *budget]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    payload = json.loads((tmp_path / "metrics.json").read_text())
+    variants = _variants(cfg)
+    assert {k.split("/")[1] for k in payload["metrics"]} == variants
+    header = (tmp_path / "per_class_iou.csv").read_text().splitlines()[0]
+    assert set(header.split(",")[2:]) == {f"iou/{v}" for v in variants}
+    assert payload["split"] == cfg.split.name and payload["test_images"] >= 1
+    assert payload["class_set"] == (cfg.data.dataset.get("task") or cfg.split.classes)
+    images = payload["images"]
+    assert images["stage1_train"] >= 1 and images["stage1_val"] >= 1
+    if experiment == "voc_21_0_0":
+        log = (tmp_path / "csv" / "version_0" / "metrics.csv").read_text().splitlines()
+        assert {row.split(",")[0] for row in log[1:]} == {"0", "1"}
