@@ -119,7 +119,7 @@ def test_no_leakage_through_the_stage_filters(context):
                 ids += batch["id"]
         seen_images[stage] = ids
     s = dm.summary()
-    assert s["scanned"] == 5 and s["stage1_train"] + s["stage1_val"] == 4  # one has aeroplane
+    assert s["train_list"] == 5 and s["stage1_train"] + s["stage1_val"] == 4  # one has aeroplane
     assert len(seen_images["stage1"]) == 4 and len(seen_images["stage2"]) == 5
 
 

@@ -84,7 +84,7 @@ def test_data_module_filters_the_generated_images():
     dm = ZSSDataModule(lambda image_set: make(image_set, lengths={"train": 60, "test": 20}),
                        split, preprocessing_for(None), test_set="test", batch_size=4)
     counts = dm.summary()
-    assert counts["scanned"] == 60 and counts["test"] == 20
+    assert counts["train_list"] == 60 and counts["test"] == 20
     assert 0 < counts["stage1_train"] < counts["stage2_train"] < 60
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (4, 3, 48, 48) and batch["image"].dtype == torch.float32

@@ -200,10 +200,10 @@ class ZSSDataModule(L.LightningDataModule):
         return [ids[i] if ids is not None else str(i) for i in self.parts[part]]
 
     def summary(self) -> dict[str, int]:
-        """Image counts per part, e.g. ``{"scanned": 49, "stage1_train": 31, …,
+        """Image counts per part, e.g. ``{"train_list": 49, "stage1_train": 31, …,
         "test": 16}`` (sets the data up)."""
         self.setup()
-        out = {"scanned": self._n_scanned}
+        out = {"train_list": self._n_scanned}
         out.update({k: len(v) for k, v in self.parts.items()})
         out["test"] = len(self._test_base)  # type: ignore[arg-type]
         return out
@@ -230,7 +230,7 @@ class ZSSDataModule(L.LightningDataModule):
     def describe(self) -> str:
         """One line for the run log, e.g. ``stage 1: 31 train / 3 held-out images; …``."""
         s = self.summary()
-        return (f"split {self.split.name} on '{self.train_set}' ({s['scanned']} images): "
+        return (f"split {self.split.name} on '{self.train_set}' ({s['train_list']} images): "
                 f"stage 1: {s['stage1_train']} train / {s['stage1_val']} held-out images; "
                 f"stage 2: {s['stage2_train']} train / {s['stage2_val']} held-out images; "
                 f"test '{self.test_set}': {s['test']} images")
