@@ -38,8 +38,9 @@ def test_run_writes_its_files_and_table(run_dir, word_vectors_dir):
         assert (out / name).is_file(), name
     payload = json.loads((out / "metrics.json").read_text())
     assert payload["split"] == "voc_17_2_2"
-    assert payload["embedding_source"] == ("szn-original/pascal/norm_embed_arr_20.pkl (published"
-                                           " table, sha256 e86ab3d17f5871e9)")
+    assert payload["embedding_source"] == (
+        "szn-original/pascal/norm_embed_arr_20.pkl (published table, sha256 "
+        "e86ab3d17f5871e95263dab84cc30b00410a046f67770471edabc87e0001cc61)")
     for stage in ("stage1_ckpt", "stage2_ckpt"):
         assert Path(payload[stage]).is_file()
         assert (out / "checkpoints").samefile(Path(payload[stage]).parents[1])

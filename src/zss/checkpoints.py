@@ -43,7 +43,7 @@ def embedding_source(cfg: DictConfig) -> str | None:
 def published_source(name: str) -> str:
     """How a run records a published table: its name and sha256 (the same table wherever
     it was read from)."""
-    return f"{name} (published table, sha256 {PUBLISHED[name].sha256[:16]})"
+    return f"{name} (published table, sha256 {PUBLISHED[name].sha256})"
 
 
 def _content(source: str) -> str | None:

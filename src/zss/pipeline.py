@@ -29,7 +29,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from zss.checkpoints import embedding_source, load_stage1
-from zss.data.splits import ClassSplit, split_from_config
+from zss.data.files import DataError
+from zss.data.splits import ClassSplit, SplitError, split_from_config
 from zss.errors import ConfigError
 from zss.explain import explain
 from zss.models import load_pretrained, preprocessing_for_backbone
@@ -84,6 +85,19 @@ def split_classes(cfg: DictConfig) -> str:
     """The name of the split's class list (``split.classes``), or ``"custom"`` for a list."""
     classes = cfg.split.classes
     return classes if isinstance(classes, str) else "custom"
+
+
+def _setup_data(dm, training: bool) -> None:
+    """Set up the test set and, for training, the training set; report every missing
+    file of both in one error rather than one per run."""
+    errors = []
+    for part in ("test", "fit") if training else ("test",):
+        try:
+            dm.setup(part)
+        except DataError as err:
+            errors.append(str(err))
+    if errors:
+        raise DataError("\n".join(errors))
 
 
 def _new_stage1(cfg: DictConfig, split: ClassSplit) -> Stage1Module:
@@ -142,14 +156,22 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
     # the data first: a missing folder or list fails before weights or tables are fetched;
     # objects go in after instantiation (Hydra would turn a dataclass argument into a config)
     dm = instantiate(cfg.data, _partial_=True)(split=split, normalize=preprocessing)
-    dm.setup("test")
+    training = bool({"stage1", "stage2"} & set(stages))
+    _setup_data(dm, training)
     class_set = dm.class_set or split_classes(cfg)
     meta["class_set"] = class_set
     log.info("class set %s (%d classes); split %s: train_seen %d, train_unseen %d, unseen %d",
              class_set, split.num_classes, split.name, len(split.train_seen),
              len(split.train_unseen), len(split.unseen))
-    if {"stage1", "stage2"} & set(stages):
-        dm.setup("fit")
+    if training:
+        overlap = dm.train_test_overlap()
+        if overlap:
+            raise SplitError(
+                f"{len(overlap)} of the {dm.summary()['test']} test images ('{dm.test_set}') "
+                f"are also in the training list '{dm.train_set}' (e.g. {overlap[:3]}): a model "
+                "must never be evaluated on images it was trained on. Pair the lists the "
+                "paper pairs -- sbd_train with seg11valid (SBD train holds VOC 2012 val "
+                "images), train_aug or VOC train with VOC val.")
         for stage in ("stage1", "stage2"):
             if stage in stages:
                 dm.require_holdout(stage)

@@ -66,7 +66,8 @@ class ListSegmentation(Dataset):
             runs.
         transform: optional ``(image uint8 (3, H, W), label int64 (H, W)) -> (image, label)``.
         cache_dir: optional folder for the :meth:`class_presence` cache (json).
-        missing_hint: what to do about missing files, appended to that error.
+        missing_hint: what to do about missing files, ending that error (default: restore
+            them or remove their ids from the list).
 
     Items are ``dict(image, label, id)``: without a transform, image is uint8 (3, H, W) RGB
     and label int64 (H, W) with values in ``[0, C)`` ∪ {255}.
@@ -80,7 +81,9 @@ class ListSegmentation(Dataset):
     def __init__(self, ids: Sequence[str], list_file: Path, image_set: str, image_dir: Path,
                  class_names: Sequence[str], class_set: str,
                  transform: Transform | None = None,
-                 cache_dir: str | os.PathLike | None = None, missing_hint: str = "") -> None:
+                 cache_dir: str | os.PathLike | None = None,
+                 missing_hint: str = "Restore the files or remove these ids from the list.",
+                 ) -> None:
         self.ids = list(ids)
         self.list_file = Path(list_file)
         self.image_set = image_set
@@ -117,7 +120,7 @@ class ListSegmentation(Dataset):
                 raise DataError(
                     f"{len(missing)} of {len(self.ids)} ids in {self.list_file} have no "
                     f"{kind} file (e.g. {path_of(missing[0])}; missing ids: {shown}). "
-                    f"{hint}Restore the files or remove these ids from the list.")
+                    f"{hint}")
 
     # -- items --
     def image_path(self, id_: str) -> Path:

@@ -216,7 +216,8 @@ class ContextSegmentation(ListSegmentation):
                          self.root / "VOCdevkit" / "VOC2010" / "JPEGImages", CLASS_LISTS[task],
                          task, transform=transform, cache_dir=cache_dir,
                          missing_hint="The VOC2010 trainval archive holds the JPEGs and "
-                                      "trainval.tar.gz the label maps. ")
+                                      "trainval.tar.gz the label maps: restore the files or "
+                                      "remove these ids from the list.")
 
     def label_path(self, id_: str) -> Path:
         if self.label_dir is None:

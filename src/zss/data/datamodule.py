@@ -208,6 +208,13 @@ class ZSSDataModule(L.LightningDataModule):
         out["test"] = len(self._test_base)  # type: ignore[arg-type]
         return out
 
+    def train_test_overlap(self) -> list[str]:
+        """Ids that are both in the training list and in the test list (sets both up): the
+        test images must never be trained on (e.g. SBD train holds VOC 2012 val images)."""
+        self.setup()
+        train = set(getattr(self._train_base, "ids", []))
+        return [i for i in getattr(self._test_base, "ids", []) if i in train]
+
     def require_holdout(self, stage: str) -> None:
         """Check that ``stage`` has images to train on and held-out images to choose its
         checkpoint on (before anything trains).

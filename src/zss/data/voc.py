@@ -56,6 +56,21 @@ def resolve_voc_root(root: str | os.PathLike, year: str = "VOC2012") -> Path:
                     f"contains VOCdevkit (or at {year} itself).")
 
 
+def _missing_hint(list_file: Path, image_set: str, label_dir: str) -> str:
+    if list_file.parent == PACKAGED_LISTS:
+        return (f"This is the paper's {image_set} list, shipped with zss (the VOC experiments "
+                "default to data.train_set=sbd_train data.test_set=seg11valid): point "
+                "paths.data_dir at a full VOC2012 copy with SBD converted by python -m "
+                "zss.data.convert_sbd SBD_ROOT VOC_ROOT, or choose the lists your copy has, "
+                "e.g. data.train_set=train data.test_set=val.")
+    if label_dir in LABEL_DIRS.values():
+        return (f"The VOC2012 trainval archive holds the JPEGs; {label_dir} is written by "
+                "python -m zss.data.convert_sbd SBD_ROOT VOC_ROOT. Restore the files or remove "
+                "these ids from the list.")
+    return ("The VOC2012 trainval archive holds them: restore the files or remove these ids "
+            "from the list.")
+
+
 class VOCSegmentation(ListSegmentation):
     """PASCAL VOC 2012 semantic segmentation (a label is a palette PNG of class indices).
 
@@ -104,12 +119,7 @@ class VOCSegmentation(ListSegmentation):
                          self.root / "JPEGImages", names,
                          "voc" if num_classes == 21 else f"voc{int(num_classes)}",
                          transform=transform, cache_dir=cache_dir,
-                         missing_hint=("The VOC2012 trainval archive holds the JPEGs and "
-                                       "SegmentationClass; SBD's labels "
-                                       f"({label_dir}) are written by python -m "
-                                       "zss.data.convert_sbd SBD_ROOT VOC_ROOT. "
-                                       if label_dir in LABEL_DIRS.values() else
-                                       "The VOC2012 trainval archive holds them. "))
+                         missing_hint=_missing_hint(list_file, image_set, label_dir))
 
     def label_path(self, id_: str) -> Path:
         return self.label_dir / f"{id_}.png"
