@@ -72,8 +72,9 @@ def config_conflicts(hparams: Any, cfg: DictConfig, split: ClassSplit) -> list[s
 
     Compared: the split (its name, class list and three sets), the variant, j, the backbone
     architecture (``model.backbone`` without its weights), the input preprocessing (from
-    ``model.backbone.weights`` / ``weights_format``) and the class-embedding source. A checkpoint without an ``embedding_source`` (written before it
-    was recorded) is not compared on it.
+    ``model.backbone.weights`` / ``weights_format``) and the class-embedding source. A
+    checkpoint without an ``embedding_source`` (written before it was recorded) is not
+    compared on it.
 
     Returns:
         one line per difference, naming the config key, the checkpoint's value and the

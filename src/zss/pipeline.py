@@ -224,7 +224,6 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
 def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Path,
           split: ClassSplit, meta: dict[str, Any]) -> dict[str, float]:
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
-    dm.setup("test")
     trainer.test(module, datamodule=dm, verbose=False)
     scores, table = module.test_results
     hists = {v: m.compute() for v, m in module.evaluator.matrices.items()}  # cached sums

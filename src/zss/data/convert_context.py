@@ -17,8 +17,6 @@ import argparse
 import os
 from pathlib import Path
 
-from PIL import Image
-
 from zss.data.base import read_id_list
 from zss.data.context import (
     CONTEXT_TASKS,
@@ -28,7 +26,7 @@ from zss.data.context import (
     read_label_map,
     resolve_context_root,
 )
-from zss.data.files import DataError, voc_colormap
+from zss.data.files import DataError, save_label_png
 
 __all__ = ["convert_context", "main"]
 
@@ -62,18 +60,13 @@ def convert_context(src: str | os.PathLike, dst: str | os.PathLike, task: str,
         marker.write_text(task + "\n")
     if ids is None:
         ids = sorted(p.stem for p in (root / "trainval").glob("*.mat"))
-    palette = voc_colormap().ravel().tolist()
     written = skipped = 0
     for id_ in ids:
         target = out / f"{id_}.png"
         if target.exists():
             skipped += 1
             continue
-        img = Image.fromarray(table[read_label_map(root / "trainval" / f"{id_}.mat")], mode="P")
-        img.putpalette(palette)
-        tmp = target.with_suffix(f".tmp{os.getpid()}.png")
-        img.save(tmp)
-        os.replace(tmp, target)
+        save_label_png(table[read_label_map(root / "trainval" / f"{id_}.mat")], target)
         written += 1
     return {"written": written, "skipped": skipped}
 

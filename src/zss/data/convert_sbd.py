@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 from scipy.io import loadmat
 
-from zss.data.files import DataError, voc_colormap
+from zss.data.files import DataError, save_label_png
 from zss.data.voc import resolve_voc_root
 
 __all__ = ["read_sbd_label", "convert_sbd", "main"]
@@ -69,14 +69,6 @@ def _read_list(path: Path) -> list[str]:
     return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
 
 
-def _save_png(array: np.ndarray, path: Path) -> None:
-    img = Image.fromarray(array, mode="P")
-    img.putpalette(voc_colormap().ravel().tolist())
-    tmp = path.with_suffix(f".tmp{os.getpid()}.png")
-    img.save(tmp)
-    os.replace(tmp, path)
-
-
 def _write(ids: list[str], out_dir: Path, voc_labels: Path | None, sbd: Path) -> tuple[int, int]:
     """Write ``out_dir/<id>.png`` (VOC's own label when ``voc_labels`` holds one, else SBD's);
     returns (written, kept)."""
@@ -98,7 +90,7 @@ def _write(ids: list[str], out_dir: Path, voc_labels: Path | None, sbd: Path) ->
         if from_voc:
             shutil.copyfile(voc_label, target)
         else:
-            _save_png(array, target)
+            save_label_png(array, target)
         written += 1
     return written, kept
 

@@ -16,7 +16,7 @@ from zss.data.splits import IGNORE_INDEX
 from zss.errors import UserInputError
 
 __all__ = ["DataError", "check_label_values", "read_image", "read_label", "read_label_array",
-           "size_error", "voc_colormap"]
+           "save_label_png", "size_error", "voc_colormap"]
 
 _LABEL_MODES = ("P", "L")
 
@@ -153,3 +153,18 @@ def size_error(id_: str, image_hw: tuple[int, int], label_hw: tuple[int, int],
         f"{image_hw[0]}×{image_hw[1]} (H×W), label {label_path} is {label_hw[0]}×{label_hw[1]}. "
         "The label must be drawn on the image it belongs to: restore the original files."
     )
+
+
+def save_label_png(array: np.ndarray, path: Path) -> None:
+    """Write a label map as a palette ('P') PNG coloured with the VOC colour map, atomically
+    (a temporary file renamed into place).
+
+    Args:
+        array: uint8 (H, W) class indices, 255 = void.
+        path: the ``.png`` to write.
+    """
+    img = Image.fromarray(np.asarray(array, dtype=np.uint8), mode="P")
+    img.putpalette(voc_colormap().ravel().tolist())
+    tmp = path.with_suffix(f".tmp{os.getpid()}.png")
+    img.save(tmp)
+    os.replace(tmp, path)

@@ -65,6 +65,16 @@ def bilinear_kernel(channels: int, kernel_size: int) -> Tensor:
     return weight
 
 
+def _crop_offset(channels: int, factor: int, offset: int | None) -> int:
+    """Check the upsampling arguments; the crop offset (default ``factor // 2``)."""
+    if channels < 1 or factor < 1:
+        raise ValueError(f"channels and factor must be >= 1, got {channels}, {factor}")
+    offset = factor // 2 if offset is None else offset
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+    return offset
+
+
 class BilinearUpsample(nn.Module):
     """Frozen bilinear upsampling by ``factor`` then a crop to the requested size.
 
@@ -93,11 +103,7 @@ class BilinearUpsample(nn.Module):
 
     def __init__(self, channels: int, factor: int, offset: int | None = None) -> None:
         super().__init__()
-        if channels < 1 or factor < 1:
-            raise ValueError(f"channels and factor must be >= 1, got {channels}, {factor}")
-        offset = factor // 2 if offset is None else offset
-        if offset < 0:
-            raise ValueError(f"offset must be >= 0, got {offset}")
+        offset = _crop_offset(channels, factor, offset)
         self.channels, self.factor, self.offset = channels, factor, offset
         kernel = bilinear_filter(2 * factor).expand(channels, 1, -1, -1).clone()
         self.register_buffer("weight", kernel, persistent=False)
@@ -170,11 +176,7 @@ class LearnedBilinearUpsample(nn.ConvTranspose2d):
     """
 
     def __init__(self, channels: int, factor: int, offset: int | None = None) -> None:
-        if channels < 1 or factor < 1:
-            raise ValueError(f"channels and factor must be >= 1, got {channels}, {factor}")
-        offset = factor // 2 if offset is None else offset
-        if offset < 0:
-            raise ValueError(f"offset must be >= 0, got {offset}")
+        offset = _crop_offset(channels, factor, offset)
         super().__init__(channels, channels, 2 * factor, stride=factor, bias=False)
         self.factor, self.offset = factor, offset
         with torch.no_grad():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torchmetrics import MeanMetric
 
+from zss.data.splits import IGNORE_INDEX
 from zss.data.transforms import same_size_parts
 from zss.metrics import confusion_matrix_metric, segmentation_scores
 from zss.models.losses import cosine_embedding_loss, masked_cross_entropy, mse_embedding_loss
@@ -90,7 +91,7 @@ class Stage1Module(ZeroShotModule):
             out = self.net(part["image"])
             labels = part["label"]
             # a per-valid-pixel mean, weighted by its pixels: the dataset-level mean
-            self.val_loss.update(self._loss(out, labels), (labels != 255).sum())
+            self.val_loss.update(self._loss(out, labels), (labels != IGNORE_INDEX).sum())
             scores = (out["logits"] if self.hparams.variant == "fcn_s"
                       else cosine_scores(out["embedding"], self.class_embeddings))
             self.val_matrix.update(masked_argmax(scores, seen), labels)
