@@ -124,7 +124,7 @@ def test_no_leakage_in_any_stage(voc_sample, split_17_2_2, crop_size):
         for batch in loader:
             assert set(batch["label"].unique().tolist()) <= s1_allowed, batch["id"]
             assert "seenmask" not in batch
-            if crop_size and loader.dataset.dataset.transform is dm.train_transform:
+            if crop_size and loader.dataset.transform is dm.train_transform:
                 assert batch["image"].shape[-2:] == (crop_size, crop_size)
             n1 += len(batch["id"])
     dm.stage = "stage2"

@@ -29,7 +29,7 @@ class Tiny(Dataset):
         return 4
 
     def __getitem__(self, i: int) -> dict:
-        return {"image": self.images[i], "label": self.labels[i],
+        return {"image": self.images[i], "label": self.labels[i], "id": f"tiny_{i}",
                 "seenmask": seenmask_target(self.labels[i], self.split)}
 
 

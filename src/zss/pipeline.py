@@ -7,10 +7,16 @@ trains the seenmask head on the frozen stage-1 model; ``test`` evaluates every v
 ``stage1_ckpt`` (:func:`zss.checkpoints.load_stage1`), whose preprocessing and class vectors
 are used, never the config's.
 
-Files in ``paths.output_dir`` (written by global rank 0 only): ``config.yaml`` (resolved),
-``checkpoints/``, ``metrics.json``, ``per_class_iou.csv``, ``confusion_matrices.json``;
-``visualize=N`` adds ``predictions.png`` (:mod:`zss.visualize`) and ``explain=true`` prints a
-reading of the table (:mod:`zss.explain`).
+Files in ``paths.output_dir`` (written by global rank 0 only, each atomically): ``config.yaml``
+(resolved), ``checkpoints/<stage>/`` (the selected checkpoint and ``last.ckpt``, the full
+training state), ``progress.json`` (finished stages), ``metrics.json``,
+``per_class_iou.csv``, ``confusion_matrices.json``; ``visualize=N`` adds ``predictions.png``
+(:mod:`zss.visualize`) and ``explain=true`` prints a reading of the table
+(:mod:`zss.explain`).
+
+``resume=DIR`` (``python -m zss.run resume=DIR``, :mod:`zss.run`) continues the run in
+``DIR``: finished stages are not run again, the interrupted one continues from its
+``last.ckpt`` (:mod:`zss.resume`), then the remaining stages run.
 """
 
 from __future__ import annotations
@@ -35,8 +41,15 @@ from zss.errors import ConfigError
 from zss.explain import explain
 from zss.models import load_pretrained, preprocessing_for_backbone
 from zss.modules import Stage1Module, Stage2Module
-from zss.modules.evaluation import format_table, write_table_csv
+from zss.modules.evaluation import format_table, table_csv
 from zss.modules.stage1 import epochs_within_image_budget
+from zss.resume import (
+    AtomicCheckpointIO,
+    LastCheckpoint,
+    read_progress,
+    write_atomic,
+    write_progress,
+)
 from zss.visualize import save_test_predictions
 
 log = logging.getLogger("zss")
@@ -116,9 +129,55 @@ def _new_stage1(cfg: DictConfig, split: ClassSplit) -> Stage1Module:
 
 def _trainer(cfg: DictConfig, stage: str, loggers: list, max_epochs: int) -> tuple[L.Trainer, Any]:
     ckpt = instantiate(cfg.callbacks[f"{stage}_checkpoint"])
-    trainer = instantiate(cfg.trainer, max_epochs=max_epochs, callbacks=[ckpt],
-                          logger=loggers or False)
+    last = LastCheckpoint(Path(cfg.paths.output_dir) / "checkpoints" / stage,
+                          cfg.get("last_ckpt_every_n_steps"))
+    # the best checkpoint first: last.ckpt, written after it, carries its updated record
+    trainer = instantiate(cfg.trainer, max_epochs=max_epochs, callbacks=[ckpt, last],
+                          logger=loggers or False, plugins=[AtomicCheckpointIO()])
     return trainer, ckpt
+
+
+def _fit(cfg: DictConfig, stage: str, module: L.LightningModule, dm, loggers: list,
+         max_epochs: int, out: Path, progress: dict[str, Any]) -> str:
+    """Train ``stage`` (from its ``last.ckpt`` when resuming and there is one); record it as
+    finished in ``progress.json``; return the selected checkpoint."""
+    trainer, ckpt = _trainer(cfg, stage, loggers, max_epochs)
+    module.leakage_guard = bool(cfg.get("leakage_guard", True))
+    dm.stage = stage
+    last = out / "checkpoints" / stage / "last.ckpt"
+    resume_from = str(last) if cfg.get("resume") and last.is_file() else None
+    if resume_from:
+        log.info("%s: resuming from %s", stage, resume_from)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
+    best = _best(ckpt)
+    if resume_from:
+        step = next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint)).resumed_step
+        progress.setdefault("resumed", []).append({"stage": stage, "from_step": step})
+    progress.setdefault("completed", {})[stage] = best
+    if is_global_zero():
+        write_progress(out, progress)
+    return best
+
+
+def _resume_state(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    """The progress of the run that ``resume`` continues (checked), or ``{}`` for a new run.
+
+    Raises:
+        ConfigError: ``resume`` is not this run's directory, or the run already finished.
+    """
+    resume = cfg.get("resume")
+    if not resume:
+        return {}
+    if not Path(resume).is_dir() or Path(resume).resolve() != out.resolve():
+        raise ConfigError(f"resume={resume}: not a run directory (resume with "
+                          "`python -m zss.run resume=DIR`, DIR the folder of the run)")
+    if (out / "metrics.json").is_file():
+        raise ConfigError(f"the run in {out} finished (it has metrics.json): nothing to "
+                          "resume; start a new run instead")
+    if is_global_zero():
+        for tmp in out.glob("**/.*.tmp-*"):  # a write the kill interrupted
+            tmp.unlink()
+    return read_progress(out)
 
 
 def _best(ckpt) -> str:
@@ -137,14 +196,15 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
             errors, printed by ``zss.run`` as one paragraph).
     """
     out = Path(cfg.paths.output_dir)
-    if is_global_zero():
+    progress = _resume_state(cfg, out)
+    if is_global_zero() and not cfg.get("resume"):
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        write_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(cfg.seed, workers=True)
 
     split = split_from_config(**cfg.split)
     stages = check_stages(cfg, split)
-    meta: dict[str, Any] = {"split": split.name}
+    meta: dict[str, Any] = {"split": split.name, "seed": cfg.seed}
     module: L.LightningModule | None = None
     if "stage1" in stages:  # a weights file of unknown format fails before anything is read
         backbone = OmegaConf.to_container(cfg.model.backbone)
@@ -185,27 +245,34 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
 
     # one set of loggers for all stages: one W&B run / one CSV file per job
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
+    done = progress.get("completed", {})
     if "stage1" in stages:
-        n_train = len(dm.ids("stage1_train"))
-        epochs = epochs_within_image_budget(cfg.stage1.max_epochs, n_train,
-                                            cfg.stage1.get("max_image_steps"))
-        log.info("stage 1: %d epoch(s) of %d images (stage1.max_epochs=%s, "
-                 "stage1.max_image_steps=%s)", epochs, n_train, cfg.stage1.max_epochs,
-                 cfg.stage1.get("max_image_steps"))
-        trainer, ckpt = _trainer(cfg, "stage1", loggers, epochs)
-        dm.stage = "stage1"
-        trainer.fit(module, datamodule=dm)
-        meta["stage1_ckpt"] = _best(ckpt)
+        if "stage1" in done:
+            log.info("stage 1 finished before the resume: %s", done["stage1"])
+            meta["stage1_ckpt"] = done["stage1"]
+        else:
+            n_train = len(dm.ids("stage1_train"))
+            epochs = epochs_within_image_budget(cfg.stage1.max_epochs, n_train,
+                                                cfg.stage1.get("max_image_steps"))
+            log.info("stage 1: %d epoch(s) of %d images (stage1.max_epochs=%s, "
+                     "stage1.max_image_steps=%s)", epochs, n_train, cfg.stage1.max_epochs,
+                     cfg.stage1.get("max_image_steps"))
+            meta["stage1_ckpt"] = _fit(cfg, "stage1", module, dm, loggers, epochs, out,
+                                       progress)
         module = Stage1Module.load_from_checkpoint(meta["stage1_ckpt"], map_location="cpu")
     if "stage2" in stages:
-        module = Stage2Module.from_stage1(
-            module, optimizer=OmegaConf.to_container(cfg.stage2.optimizer),
-            dropout=cfg.stage2.dropout, train_upsampling=cfg.stage2.train_upsampling)
-        trainer, ckpt = _trainer(cfg, "stage2", loggers, cfg.stage2.max_epochs)
-        dm.stage = "stage2"
-        trainer.fit(module, datamodule=dm)
-        meta["stage2_ckpt"] = _best(ckpt)
+        if "stage2" in done:
+            log.info("stage 2 finished before the resume: %s", done["stage2"])
+            meta["stage2_ckpt"] = done["stage2"]
+        else:
+            module = Stage2Module.from_stage1(
+                module, optimizer=OmegaConf.to_container(cfg.stage2.optimizer),
+                dropout=cfg.stage2.dropout, train_upsampling=cfg.stage2.train_upsampling)
+            meta["stage2_ckpt"] = _fit(cfg, "stage2", module, dm, loggers,
+                                       cfg.stage2.max_epochs, out, progress)
         module = Stage2Module.load_from_checkpoint(meta["stage2_ckpt"], map_location="cpu")
+    if progress.get("resumed"):
+        meta["resumed"] = progress["resumed"]
     meta.update(embedding_source=source, backbone=backbone,
                 preprocessing=dataclasses.asdict(preprocessing))
     results: dict[str, Any] = {}
@@ -216,7 +283,7 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
         # strict JSON: a score that is undefined (NaN, e.g. no unseen class present) is null
         strict = {**payload, "metrics": {k: None if math.isnan(v) else v
                                          for k, v in results.items()}}
-        (out / "metrics.json").write_text(json.dumps(strict, indent=2, allow_nan=False))
+        write_atomic(out / "metrics.json", json.dumps(strict, indent=2, allow_nan=False))
         log.info("Results in %s", out)
     return payload
 
@@ -232,8 +299,8 @@ def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Pa
     results = {f"test/{v}/{k}": val for v, s in scores.items() for k, val in s.items()}
     if not is_global_zero():
         return results
-    write_table_csv(out / "per_class_iou.csv", table)
-    (out / "confusion_matrices.json").write_text(json.dumps({
+    write_atomic(out / "per_class_iou.csv", table_csv(table))
+    write_atomic(out / "confusion_matrices.json", json.dumps({
         "classes": list(split.class_names), "test_images": meta["test_images"],
         "rows": "ground truth", "columns": "prediction", "ignore_index": 255,
         "matrices": {v: h.tolist() for v, h in hists.items()}}))

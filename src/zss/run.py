@@ -4,6 +4,10 @@ It composes the config and hands it to :func:`zss.pipeline.train_and_test` (the 
 the result files). A user error (bad data, config or file) is printed as one paragraph
 without a traceback, with exit status 2. Returns ``optimized_metric`` so that sweeps can use
 it.
+
+``python -m zss.run resume=DIR`` continues the killed run in ``DIR`` with the config it was
+started with (``DIR/.hydra/config.yaml``), writing only into ``DIR``
+(:func:`resume_arguments`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -30,6 +35,11 @@ def _user_error(err: BaseException | None) -> BaseException | None:
     return None
 
 
+def _exit(status: int, message: str) -> None:
+    print(f"\nzss: error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``cfg.optimized_metric`` (NaN if it was not computed)."""
@@ -39,9 +49,7 @@ def main(cfg: DictConfig) -> float | None:
         cause = _user_error(err)
         if cause is None:
             raise
-        # bad data or config: one paragraph naming what is wrong, no traceback
-        print(f"\nzss: error: {cause}", file=sys.stderr)
-        sys.exit(2)
+        _exit(2, str(cause))  # bad data or config: one paragraph, no traceback
     finally:
         if "wandb" in (cfg.get("logger") or {}):
             import wandb
@@ -56,5 +64,30 @@ def main(cfg: DictConfig) -> float | None:
     return None
 
 
+def resume_arguments(argv: list[str]) -> list[str]:
+    """The command line that continues a run: ``resume=DIR`` (the only argument) becomes
+    Hydra's re-run of ``DIR/.hydra/config.yaml`` in ``DIR`` (``hydra.run.dir=DIR``, and
+    no second ``.hydra/`` record); any other command line is returned unchanged.
+
+    Raises:
+        SystemExit: (status 2, with the reason) ``resume=`` with other arguments, or a
+            ``DIR`` without ``.hydra/config.yaml``.
+    """
+    resume = [a for a in argv[1:] if a.startswith(("resume=", "++resume=", "+resume="))]
+    if not resume:
+        return argv
+    if len(argv) != 2:
+        _exit(2, "resume=DIR continues a run with the config it was started with; give it "
+              "alone (got " + " ".join(argv[1:]) + ")")
+    run_dir = Path(resume[0].split("=", 1)[1]).expanduser().resolve()
+    recorded = run_dir / ".hydra" / "config.yaml"
+    if not recorded.is_file():
+        _exit(2, f"cannot resume {run_dir}: it has no .hydra/config.yaml (the config Hydra "
+              "records for every run); give the folder of a zss run")
+    return [argv[0], "--config-path", str(recorded.parent), "--config-name", "config",
+            f"hydra.run.dir={run_dir}", "hydra.output_subdir=null", f"++resume={run_dir}"]
+
+
 if __name__ == "__main__":
+    sys.argv = resume_arguments(sys.argv)
     main()

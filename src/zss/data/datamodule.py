@@ -24,40 +24,70 @@ twice in a dataset-level confusion matrix (DESIGN §2).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
 import torch.distributed as dist
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
+from torchdata.stateful_dataloader import StatefulDataLoader
 
-from zss.data.filters import holdout_split, seenmask_target, stage1_indices, stage2_indices
+from zss.data.filters import (
+    check_no_leakage,
+    holdout_split,
+    seenmask_target,
+    stage1_indices,
+    stage2_indices,
+)
+from zss.data.sampling import SeededRandomSampler, seeded
 from zss.data.splits import ClassSplit, SplitError
 from zss.data.transforms import EvalTransform, Normalize, TrainTransform, pad_collate
 
 __all__ = ["STAGES", "TransformedDataset", "ZSSDataModule"]
+
+# torchdata 0.11 calls a torch API that torch deprecated; nothing for a zss user to act on
+warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
 
 STAGES = ("stage1", "stage2")
 
 
 class TransformedDataset(Dataset):
     """Applies a joint transform to the items of a raw dataset (uint8 image, int64 label),
-    and optionally adds ``"seenmask"`` = :func:`seenmask_target` of the transformed label.
+    and optionally adds ``"seenmask"`` = :func:`seenmask_target` of the transformed label,
+    after checking that the label has no unseen (U) pixel (:func:`check_no_leakage`).
+
+    Args:
+        base: the raw dataset.
+        transform: ``(image, label) -> (image, label)``.
+        split: adds ``"seenmask"`` when given.
+        indices: the items of ``base`` it serves (position ``i`` is ``base[indices[i]]``);
+            None for all.
+
+    A key is a position or ``(position, augmentation_seed)``
+    (:class:`~zss.data.sampling.SeededRandomSampler`); with a seed the transform's random
+    draws come from that seed alone (:func:`~zss.data.sampling.seeded`).
     """
 
-    def __init__(self, base: Dataset, transform: Callable, split: ClassSplit | None = None):
+    def __init__(self, base: Dataset, transform: Callable, split: ClassSplit | None = None,
+                 indices: Sequence[int] | None = None):
         self.base = base
         self.transform = transform
         self.split = split
+        self.indices = list(range(len(base))) if indices is None else list(indices)  # type: ignore[arg-type]
 
     def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
+        return len(self.indices)
 
-    def __getitem__(self, index: int) -> dict:
-        item = dict(self.base[index])
-        item["image"], item["label"] = self.transform(item["image"], item["label"])
-        if self.split is not None:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        index, aug_seed = key if isinstance(key, tuple) else (key, None)
+        item = dict(self.base[self.indices[index]])
+        with seeded(aug_seed):
+            item["image"], item["label"] = self.transform(item["image"], item["label"])
+        if self.split is not None:  # stage 2: the leakage guard before the target is built
+            check_no_leakage(item["label"][None], ~self.split.mask(self.split.unseen),
+                             [item.get("id", str(index))], "stage2", self.split)
             item["seenmask"] = seenmask_target(item["label"], self.split)
         return item
 
@@ -82,7 +112,7 @@ class ZSSDataModule(L.LightningDataModule):
         crop_size, scale_range: training crop (None = full images, the paper's setting) and
             its random scale range.
         max_short_side: optional downscale bound for every split (None = full resolution).
-        seed: seed of the held-out split.
+        seed: seed of the held-out split, of the training order and of its augmentation.
 
     Attributes:
         stage: ``"stage1"`` or ``"stage2"``; the train/val loaders serve this stage.
@@ -244,23 +274,35 @@ class ZSSDataModule(L.LightningDataModule):
 
     # ---- loaders ----
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        kwargs = dict(batch_size=batch_size, num_workers=self.num_workers,
+                      collate_fn=pad_collate, persistent_workers=self.num_workers > 0,
+                      pin_memory=torch.cuda.is_available(),
+                      # the workers' base seed from the loader's own generator: iterating a
+                      # loader never draws from the global RNG (dropout's; zss.resume)
+                      generator=torch.Generator().manual_seed(self.seed))
+        if shuffle:  # resumable mid-epoch: order and augmentation from (seed, epoch)
+            sampler = SeededRandomSampler(len(dataset), self.seed)  # type: ignore[arg-type]
+            # Lightning sets the epoch before each epoch, but a resumed fit iterates the
+            # loader once before that: start at the epoch the trainer is about to run
+            trainer = self.trainer
+            sampler.set_epoch(0 if trainer is None
+                              else trainer.fit_loop.epoch_progress.current.processed)
+            return StatefulDataLoader(dataset, sampler=sampler, **kwargs)
         sampler = None
-        if not shuffle and dist.is_available() and dist.is_initialized() \
-                and dist.get_world_size() > 1:
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             # every image exactly once across the ranks (Lightning keeps a DistributedSampler)
             sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler,
-                          num_workers=self.num_workers, collate_fn=pad_collate,
-                          persistent_workers=self.num_workers > 0,
-                          pin_memory=torch.cuda.is_available())
+        return DataLoader(dataset, sampler=sampler, **kwargs)
 
-    def _part(self, part: str, transform: Callable) -> Subset:
+    def _part(self, part: str, transform: Callable) -> TransformedDataset:
         self._setup_train()
         seenmask = self.split if self._stage == "stage2" else None
-        wrapped = TransformedDataset(self._train_base, transform, seenmask)  # type: ignore[arg-type]
-        return Subset(wrapped, self.parts[f"{self._stage}_{part}"])
+        return TransformedDataset(self._train_base, transform, seenmask,  # type: ignore[arg-type]
+                                  indices=self.parts[f"{self._stage}_{part}"])
 
     def train_dataloader(self) -> DataLoader:
+        """The training images of :attr:`stage`, in the order of
+        :class:`~zss.data.sampling.SeededRandomSampler` (resumable mid-epoch)."""
         return self._loader(self._part("train", self.train_transform), self.batch_size,
                             shuffle=True)
 

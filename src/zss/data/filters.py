@@ -17,8 +17,10 @@ from collections.abc import Set as AbstractSet
 import torch
 
 from zss.data.splits import IGNORE_INDEX, ClassSplit, SplitError
+from zss.errors import UserInputError
 
-__all__ = ["holdout_split", "seenmask_target", "stage1_indices", "stage2_indices"]
+__all__ = ["LeakageError", "check_no_leakage", "holdout_split", "seenmask_target",
+           "stage1_indices", "stage2_indices"]
 
 Presence = Sequence[AbstractSet[int]]
 
@@ -144,3 +146,51 @@ def holdout_split(indices: Sequence[int], fraction: float,
     n_held = min(n_held, max(n - 1, 0))
     held = set(random.Random(seed).sample(items, n_held))
     return [i for i in items if i not in held], [i for i in items if i in held]
+
+
+class LeakageError(UserInputError, RuntimeError):
+    """A training or validation batch holds a class its stage may not see."""
+
+
+_STAGE_RULES = {
+    "stage1": ("stage1_indices", "images whose labels are all train_seen"),
+    "stage2": ("stage2_indices", "images without a pixel of an unseen (U) class"),
+}
+
+
+def check_no_leakage(labels: torch.Tensor, allowed: torch.Tensor, ids: Sequence[str],
+                     stage: str, split: ClassSplit) -> None:
+    """The runtime leakage guard: stop when a batch that a stage trains or validates on
+    holds a class the stage may not see (the image filters above should have removed it).
+
+    Args:
+        labels: int (N, H, W) class indices, void = 255 (allowed).
+        allowed: bool (C,), the classes ``stage`` may see: train_seen for stage 1, every
+            class but U for stage 2.
+        ids: the N image ids of the batch.
+        stage: ``"stage1"`` or ``"stage2"`` (names the filter in the message).
+        split: the class split (names the classes).
+
+    Raises:
+        LeakageError: naming each image id, its forbidden classes and the filter that let
+            it through. One host sync per call (the ``any``) when nothing is wrong.
+    """
+    lut = torch.zeros(256, dtype=torch.bool, device=labels.device)
+    lut[: allowed.numel()] = allowed.to(labels.device)
+    lut[IGNORE_INDEX] = True
+    bad = ~lut[labels.long().clamp(0, 255)]
+    if not bool(bad.any()):
+        return
+    found = []
+    for i in range(labels.shape[0]):
+        classes = torch.unique(labels[i][bad[i]]).tolist()
+        if classes:
+            found.append(f"{ids[i]}: {_names(split, classes)}")
+    fn, rule = _STAGE_RULES[stage]
+    raise LeakageError(
+        f"leakage guard: a {stage.replace('stage', 'stage ')} batch holds classes that stage "
+        f"may not see, in image(s) {'; '.join(found)}. The filter that chose these images, "
+        f"zss.data.filters.{fn} ({rule}), let them through: a changed label file since the "
+        "class presence was scanned, a custom dataset whose class_presence() disagrees with "
+        "its labels, or a bug. The batch was not trained on; fix the data "
+        "(or the filter) and run again. (leakage_guard=false turns this check off.)")

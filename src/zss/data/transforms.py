@@ -136,7 +136,8 @@ class TrainTransform:
     Otherwise: optional downscale, random scale factor uniform in ``scale_range`` (image
     bilinear, label nearest), normalize, random crop to ``crop_size`` (padding the image
     with 0 and the label with 255 where the scaled image is smaller), random horizontal
-    flip. Randomness comes from torch's global RNG (seeded per DataLoader worker).
+    flip. Randomness comes from torch's CPU RNG; the training loader seeds it per image
+    (:func:`zss.data.sampling.seeded`).
 
     Args:
         normalize: ``uint8 (3, H, W) -> float32 (3, H, W)``.

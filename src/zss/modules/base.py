@@ -11,8 +11,10 @@ import torch
 from hydra.utils import get_class
 from torch import nn
 
+from zss.data.filters import check_no_leakage
 from zss.data.splits import ClassSplit
 from zss.data.transforms import same_size_parts
+from zss.errors import UserInputError
 from zss.models import FCN32sBackbone, SmallBackbone, SZNNet
 from zss.modules.evaluation import ZeroShotEvaluator, predict_variants
 
@@ -90,6 +92,10 @@ def make_optimizer(config: dict[str, Any],
     return get_class(config["_target_"])(groups, **kwargs)
 
 
+class NonFiniteLossError(UserInputError, FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
 class ZeroShotModule(L.LightningModule):
     """Base of the stage modules: holds the split, the class embeddings (a buffer, so that a
     checkpoint carries the vectors it was trained with) and the network, and evaluates every
@@ -112,6 +118,11 @@ class ZeroShotModule(L.LightningModule):
             source), recorded in checkpoints and ``metrics.json``; None for FCN-S.
         seenmask_learned_upsample: the seenmask head's upsampling is trainable
             (:class:`~zss.models.SZNNet`).
+
+    Attributes:
+        leakage_guard: check every training and validation batch for classes the stage may
+            not see (:func:`zss.data.filters.check_no_leakage`; the ``leakage_guard`` key);
+            True unless turned off.
 
     Test variants: FCN-S alone for ``fcn_s``; otherwise FCN-JE, plus SZN (with the seenmask)
     and SZN-PS when the split has classes outside train_seen. On a split without them (e.g.
@@ -148,6 +159,42 @@ class ZeroShotModule(L.LightningModule):
         self.evaluator = ZeroShotEvaluator(self.split, self.test_variants)
         self.test_results: tuple[dict, list] | None = None
         self.test_images: int | None = None
+        self.leakage_guard = True
+
+    # ---- what a stage may see, and a loss that stops being finite ----------------------
+    STAGE = ""
+    """``"stage1"`` or ``"stage2"``: the stage a subclass trains."""
+
+    def allowed_classes(self) -> torch.Tensor:
+        """bool (C,): the classes the stage's training and validation images may hold."""
+        raise NotImplementedError
+
+    def check_batch(self, batch: dict) -> None:
+        """The runtime leakage guard on a training or validation batch (when
+        :attr:`leakage_guard` is on). Raises :class:`zss.data.filters.LeakageError`."""
+        if self.leakage_guard:
+            check_no_leakage(batch["label"], self.allowed_classes(), batch["id"], self.STAGE,
+                             self.split)
+
+    def check_finite(self, loss: torch.Tensor, batch: dict) -> None:
+        """Stop training at a non-finite loss (one host sync per step).
+
+        Raises:
+            NonFiniteLossError: naming the stage, the step, the epoch, the batch's image ids
+                and the last checkpoint written before it (kept).
+        """
+        if bool(torch.isfinite(loss)):
+            return
+        last = next((c for c in self.trainer.callbacks if hasattr(c, "last_step")), None)
+        kept = (f"the last checkpoint written before it is kept: {last.path} (step "
+                f"{last.last_step})" if last is not None and last.last_step is not None
+                else "no checkpoint had been written in this stage yet")
+        raise NonFiniteLossError(
+            f"{self.STAGE.replace('stage', 'stage ')}: the training loss is {loss.item()} at "
+            f"step {self.trainer.global_step} (epoch {self.current_epoch}), on the batch of "
+            f"images {list(batch['id'])}; training stopped and {kept}. A learning rate too "
+            "high for the loss (try a lower optimizer.lr) or a corrupt image are the usual "
+            "causes.")
 
     def _variants(self) -> tuple[str, ...]:
         if self.hparams.variant == "fcn_s":

@@ -12,8 +12,8 @@ Candidate sets (DESIGN §1):
 from __future__ import annotations
 
 import csv
+import io
 import math
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -153,9 +153,10 @@ def format_table(scores: dict[str, dict[str, float]], table: list[dict[str, obje
     return "\n".join(lines)
 
 
-def write_table_csv(path: Path, table: list[dict[str, object]]) -> None:
-    """Write the per-class rows of :meth:`ZeroShotEvaluator.compute` as CSV."""
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(table[0]))
-        writer.writeheader()
-        writer.writerows(table)
+def table_csv(table: list[dict[str, object]]) -> str:
+    """The per-class rows of :meth:`ZeroShotEvaluator.compute` as CSV text."""
+    f = io.StringIO(newline="")
+    writer = csv.DictWriter(f, fieldnames=list(table[0]))
+    writer.writeheader()
+    writer.writerows(table)
+    return f.getvalue()

@@ -79,13 +79,21 @@ class Stage1Module(ZeroShotModule):
         fn = cosine_embedding_loss if self.hparams.loss == "cosine" else mse_embedding_loss
         return fn(out["embedding"], labels, self.class_embeddings)
 
+    STAGE = "stage1"
+
+    def allowed_classes(self) -> torch.Tensor:
+        return self.split.mask(self.split.train_seen)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        self.check_batch(batch)
         loss = self._loss(self.net(batch["image"]), batch["label"])
+        self.check_finite(loss, batch)
         self.log(f"train/{self.hparams.variant}/loss", loss, prog_bar=True,
                  batch_size=batch["image"].shape[0])
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.check_batch(batch)
         seen = self.split.mask(self.split.train_seen).to(batch["label"].device)
         for part in same_size_parts(batch):
             out = self.net(part["image"])

@@ -86,12 +86,20 @@ class Stage2Module(ZeroShotModule):
             feats = self.net.backbone(image)
         return self.net.seenmask_logits(feats, image.shape[-2:])
 
+    STAGE = "stage2"
+
+    def allowed_classes(self) -> torch.Tensor:
+        return ~self.split.mask(self.split.unseen)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        self.check_batch(batch)
         loss = masked_cross_entropy(self._logits(batch["image"]), batch["seenmask"])
+        self.check_finite(loss, batch)
         self.log("train/seenmask/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.check_batch(batch)
         for part in same_size_parts(batch):
             logits = self._logits(part["image"])
             target = part["seenmask"]

@@ -1,0 +1,124 @@
+"""The runtime leakage guard and the non-finite-loss stop, tripped in real `fit`s of
+`zss.pipeline.train_and_test` on tiny generated data; atomic writes."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+import zss.data.datamodule as datamodule
+import zss.modules.stage1 as stage1
+from zss.data.filters import LeakageError, check_no_leakage
+from zss.data.splits import split_from_config
+from zss.modules.base import NonFiniteLossError
+from zss.pipeline import train_and_test
+from zss.resume import AtomicCheckpointIO, write_atomic
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = ["+experiment=demo", "data.dataset.lengths.train=48", "data.dataset.lengths.val=4",
+        "data.dataset.lengths.test=4", "data.dataset.size=32", "model.backbone.width=4",
+        "model.backbone.fc_width=8", "data.batch_size=4", "stage1.max_epochs=1",
+        "stage2.max_epochs=1", "visualize=0", "explain=false", "last_ckpt_every_n_steps=2"]
+
+
+def _cfg(tmp_path: Path, glove_cache: Path, *overrides: str):
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        return compose("config", overrides=[*TINY, f"paths.output_dir={tmp_path}",
+                                            f"paths.cache_dir={glove_cache}", *overrides])
+
+
+def _split():
+    from omegaconf import OmegaConf
+    return split_from_config(**OmegaConf.load(REPO / "conf" / "split" / "voc_17_2_2.yaml"))
+
+
+def test_check_no_leakage_names_images_and_classes():
+    split = _split()
+    labels = torch.zeros(2, 4, 4, dtype=torch.int64)
+    labels[0, 0, 0] = 255
+    labels[1, 1, 1] = split.class_names.index("sheep")
+    allowed = split.mask(split.train_seen)
+    check_no_leakage(labels[:1], allowed, ["a"], "stage1", split)  # void and seen: fine
+    with pytest.raises(LeakageError, match=r"image\(s\) b: \['sheep'\].*stage1_indices"):
+        check_no_leakage(labels, allowed, ["a", "b"], "stage1", split)
+    labels[1, 1, 1] = split.class_names.index("horse")  # train_unseen: fine in stage 2 only
+    check_no_leakage(labels, ~split.mask(split.unseen), ["a", "b"], "stage2", split)
+    with pytest.raises(LeakageError, match=r"\['horse'\]"):
+        check_no_leakage(labels, allowed, ["a", "b"], "stage1", split)
+
+
+def _every_image(presence, split):
+    return list(range(len(presence)))  # a broken filter: lets every image through
+
+
+@pytest.mark.parametrize(("stage", "filter_name", "forbidden"), [
+    ("stage1", "stage1_indices", r"\['(aeroplane|horse|sheep|train)'"),
+    ("stage2", "stage2_indices", r"\['(sheep|train)'"),
+])
+def test_a_broken_filter_trips_the_guard_in_fit(stage, filter_name, forbidden, monkeypatch,
+                                                tmp_path, glove_cache):
+    monkeypatch.setattr(datamodule, filter_name, _every_image)
+    cfg = _cfg(tmp_path, glove_cache, "stages=[stage1,stage2]")
+    with pytest.raises(LeakageError, match=forbidden) as err:
+        train_and_test(cfg)
+    message = str(err.value)
+    assert f"zss.data.filters.{filter_name}" in message and "train_0" in message
+    assert f"a {stage.replace('stage', 'stage ')} batch" in message
+    if stage == "stage2":  # stage 1 ran (its filter is sound) and stage 2 stopped
+        assert (tmp_path / "checkpoints" / "stage1" / "last.ckpt").is_file()
+
+
+def test_guard_off_only_when_asked(monkeypatch, tmp_path, glove_cache):
+    monkeypatch.setattr(datamodule, "stage1_indices", _every_image)
+    payload = train_and_test(_cfg(tmp_path, glove_cache, "stages=[stage1]",
+                                  "leakage_guard=false"))
+    assert Path(payload["stage1_ckpt"]).is_file()
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(monkeypatch, tmp_path,
+                                                                   glove_cache):
+    calls = []
+    loss_fn = stage1.cosine_embedding_loss
+
+    def nan_at_step_4(embedding, labels, class_embeddings):
+        loss = loss_fn(embedding, labels, class_embeddings)
+        calls.append(1)
+        return loss * float("nan") if len(calls) == 4 else loss
+
+    monkeypatch.setattr(stage1, "cosine_embedding_loss", nan_at_step_4)
+    cfg = _cfg(tmp_path, glove_cache, "stages=[stage1]", "stage1.max_epochs=3")
+    with pytest.raises(NonFiniteLossError) as err:
+        train_and_test(cfg)
+    last = tmp_path / "checkpoints" / "stage1" / "last.ckpt"
+    message = str(err.value)
+    assert message.startswith("stage 1: the training loss is nan at step 3 (epoch 0)")
+    assert "train_0" in message and f"{last} (step 2)" in message
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    assert state["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values()
+               if v.is_floating_point())
+
+
+def test_atomic_writes_leave_the_old_file_when_interrupted(monkeypatch, tmp_path):
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+    write_atomic(target, "new")
+    assert target.read_text() == "new"
+
+    def interrupted(*args):
+        raise KeyboardInterrupt  # a kill between writing and renaming
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, "half")
+    assert target.read_text() == "new"
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(b"previous")
+    with pytest.raises(KeyboardInterrupt):
+        AtomicCheckpointIO().save_checkpoint({"w": torch.ones(3)}, ckpt)
+    assert ckpt.read_bytes() == b"previous"
+    # the temporary file is beside the target (a rename, not a copy across file systems)
+    assert [p.name for p in tmp_path.glob(".last.ckpt.tmp-*")] == [f".last.ckpt.tmp-{os.getpid()}"]
