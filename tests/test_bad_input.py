@@ -1,0 +1,201 @@
+"""A clear error for every bad input (issue 10): the message names the file, id, class or key
+at fault and says what to do; it is a :class:`~zss.errors.UserInputError`, which
+``python -m zss.run`` prints as one paragraph with exit status 2 (checked through the CLI
+for one input of each kind at the end of this file); no file the user had is changed.
+
+The inputs are small corrupted copies of the shared VOC sample (a few images, in tmp_path).
+Rows already covered elsewhere: an RGB mask (``test_data.test_rgb_colour_mask``), label
+values out of range (``test_data.test_label_value_out_of_range``), image and label of
+different sizes (``test_data.test_image_label_size_mismatch``), a missing list or root
+(``test_data.test_missing_root_and_list``), a missing JPEG or label
+(``test_data.test_missing_files``), a class unknown to the dataset
+(``test_cli_errors``: ``trian``), a j without a published table (``test_cli_errors``:
+``norm_embed_arr_7.pkl``), a checkpoint that contradicts the config
+(``test_end_to_end.test_every_contradiction_is_named``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from zss.data import VOC_CLASSES, VOCSegmentation, ZSSDataModule, split_from_config
+from zss.data.files import save_label_png
+from zss.errors import UserInputError
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = 8  # training ids of the tiny copy (the sample's first ones)
+TEST = 3
+
+
+# ---- a tiny VOC copy of the shared sample ------------------------------------------------
+def tiny_voc(voc_sample: Path, root: Path) -> Path:
+    """``root``/VOCdevkit/VOC2012 with the sample's first TRAIN train and TEST val images
+    (copies), lists ``train`` and ``val``; returns the VOC2012 folder."""
+    src = voc_sample / "VOCdevkit" / "VOC2012"
+    voc = root / "VOCdevkit" / "VOC2012"
+    lists = voc / "ImageSets" / "Segmentation"
+    for folder in ("JPEGImages", "SegmentationClass", lists):
+        (voc / folder).mkdir(parents=True, exist_ok=True)
+    for name, n in (("train", TRAIN), ("val", TEST)):
+        ids = (src / "ImageSets" / "Segmentation" / f"{name}.txt").read_text().split()[:n]
+        for i in ids:
+            shutil.copy(src / "JPEGImages" / f"{i}.jpg", voc / "JPEGImages")
+            shutil.copy(src / "SegmentationClass" / f"{i}.png", voc / "SegmentationClass")
+        (lists / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids))
+    return voc
+
+
+def ids_of(voc: Path, name: str) -> list[str]:
+    return (voc / "ImageSets" / "Segmentation" / f"{name}.txt").read_text().split()
+
+
+def jpeg(voc: Path, id_: str) -> Path:
+    return voc / "JPEGImages" / f"{id_}.jpg"
+
+
+def png(voc: Path, id_: str) -> Path:
+    return voc / "SegmentationClass" / f"{id_}.png"
+
+
+def cut(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def scramble(path: Path) -> None:
+    """Overwrite 2 kB in the middle of the entropy-coded data (a damaged copy)."""
+    data = bytearray(path.read_bytes())
+    start = len(data) // 3
+    data[start:start + 2000] = bytes((b * 7 + 13) % 256 for b in data[start:start + 2000])
+    path.write_bytes(bytes(data))
+
+
+def label_array(voc: Path, id_: str) -> np.ndarray:
+    with Image.open(png(voc, id_)) as img:
+        return np.array(img)
+
+
+def tree_digest(*roots: Path) -> dict[str, str]:
+    """sha256 of every file under ``roots`` (the user's files, compared before and after)."""
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+            for root in roots for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def split():
+    seen = [c for c in VOC_CLASSES if c not in ("aeroplane", "horse", "sheep", "train")]
+    return split_from_config("voc_17_2_2", "voc", seen, ["aeroplane", "horse"],
+                             ["sheep", "train"])
+
+
+def datamodule(voc: Path, split, train_set: str = "train", test_set: str = "val",
+               cache: Path | None = None) -> ZSSDataModule:
+    return ZSSDataModule(functools.partial(VOCSegmentation, voc, cache_dir=cache), split,
+                         lambda x: x.float() / 255, train_set=train_set, test_set=test_set)
+
+
+def set_up(dm: ZSSDataModule) -> None:
+    """What a run does before it trains: the test set, then the training set."""
+    dm.setup("test")
+    dm.setup("fit")
+
+
+# ---- data: one row per bad input ---------------------------------------------------------
+# (what to break, the lists to use, texts the message must hold: {id}, {jpg}, {png} and
+# {list} are filled in with the broken id and its files)
+def _first(voc, name="train"):
+    return ids_of(voc, name)[1]
+
+
+def _twice(voc):
+    ids = ids_of(voc, "train")
+    (voc / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(ids + ids[2:4]))
+
+
+def _empty(voc):
+    (voc / "ImageSets" / "Segmentation" / "train.txt").write_text("\n\n")
+
+
+def _no_jpegs(voc):
+    for i in ids_of(voc, "train")[:7]:
+        jpeg(voc, i).unlink()
+
+
+DATA_ROWS: dict[str, tuple[Callable[[Path], object], str, list[str]]] = {
+    "truncated JPEG": (lambda voc: cut(jpeg(voc, _first(voc))), "train",
+                       ["{jpg}", "incomplete or truncated", "re-extract it"]),
+    "corrupt JPEG": (lambda voc: scramble(jpeg(voc, _first(voc))), "train",
+                     ["{jpg}", "corrupt", "re-extract it"]),
+    # a test image is read when the test set is set up, before anything trains
+    "truncated JPEG in the test list": (lambda voc: cut(jpeg(voc, _first(voc, "val")), 0.3),
+                                        "val", ["{jpg}", "re-extract it"]),
+    "truncated PNG": (lambda voc: cut(png(voc, _first(voc))), "train",
+                      ["{png}", "truncated", "re-extract it"]),
+    "label out of range in the test list": (
+        lambda voc: save_label_png(np.full_like(label_array(voc, _first(voc, "val")), 30),
+                                   png(voc, _first(voc, "val"))),
+        "val", ["{png}", "[30]", "num_classes=21", "regenerate the label"]),
+    "empty id list": (_empty, "train", ["train.txt", "is empty", "one image id per line"]),
+    "id listed twice": (_twice, "train",
+                        ["train.txt", "2 id(s) more than once", "{id3}", "delete the repeated"]),
+    "7 of 8 JPEGs missing": (_no_jpegs, "train",
+                             ["7 of 8 ids", "train.txt", "no JPEG file", "{id0}", "{id4}",
+                              ", …", "restore the files or remove these ids"]),
+}
+
+
+@pytest.mark.parametrize("row", list(DATA_ROWS))
+def test_bad_data_is_named_before_training(row, voc_sample, tmp_path, split):
+    voc = tiny_voc(voc_sample, tmp_path / "voc")
+    breaks, which, needles = DATA_ROWS[row]
+    ids = ids_of(voc, which)
+    culprit = {"id": ids[1], "jpg": str(jpeg(voc, ids[1])), "png": str(png(voc, ids[1])),
+               **{f"id{k}": i for k, i in enumerate(ids)}}
+    breaks(voc)
+    before = tree_digest(voc)
+    with pytest.raises(UserInputError) as info:
+        set_up(datamodule(voc, split, cache=tmp_path / "cache"))
+    msg = str(info.value)
+    for needle in needles:
+        assert needle.format(**culprit) in msg, (needle, msg)
+    assert tree_digest(voc) == before  # the user's files: none changed, none added
+
+
+def test_missing_list_names_the_key(voc_sample, tmp_path, split):
+    voc = tiny_voc(voc_sample, tmp_path / "voc")
+    with pytest.raises(UserInputError) as info:
+        set_up(datamodule(voc, split, test_set="valid"))
+    msg = str(info.value)
+    assert "valid.txt does not exist" in msg and "['train', 'val']" in msg
+    assert "data.test_set" in msg
+
+
+def test_all_void_labels_are_left_out_and_counted(voc_sample, tmp_path, split):
+    voc = tiny_voc(voc_sample, tmp_path / "voc")
+    void = ids_of(voc, "train")[2:4]
+    for i in void:
+        save_label_png(np.full_like(label_array(voc, i), 255), png(voc, i))
+    dm = datamodule(voc, split)
+    set_up(dm)
+    assert dm.summary()["all_void"] == 2 and dm.summary()["train_list"] == TRAIN
+    used = {i for part in ("stage1_train", "stage1_val", "stage2_train", "stage2_val")
+            for i in dm.ids(part)}
+    assert used and not used & set(void)
+    assert f"({TRAIN} images; 2 left out, their label all void: {void[0]}, {void[1]})" \
+        in dm.describe()
+    # every label void: nothing to train on, said so (not "no image for stage 1")
+    for i in ids_of(voc, "train"):
+        save_label_png(np.full_like(label_array(voc, i), 255), png(voc, i))
+    with pytest.raises(UserInputError) as info:
+        set_up(datamodule(voc, split))
+    msg = str(info.value)
+    assert f"Every label of the {TRAIN} images of 'train' is all void" in msg
+    assert ids_of(voc, "train")[0] in msg and "regenerate them" in msg
