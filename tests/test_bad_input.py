@@ -435,19 +435,21 @@ def test_values_of_the_wrong_type_are_all_named():
 
     cfg = compose("+experiment=voc_17_2_2", "stage1.max_epochs=ten", "stages=stage1",
                   "stage2.dropout=1", "data.holdout_fraction=1.5", "data.batch_size=0",
-                  "optimizer.lr=1", "model.embed_dim=null")  # an int lr is fine
+                  "optimizer.lr=1", "model.embed_dim=null",  # an int lr is fine
+                  "model.variant=szn")
     with pytest.raises(UserInputError) as info:
         check_config_types(cfg)
     lines = str(info.value).splitlines()
-    assert lines[1:6] == [
+    assert lines[1:7] == [
         "  - stages: must be a list (e.g. stages=[stage1,stage2,test]), got 'stage1' (str)",
         "  - stage1.max_epochs: must be an integer (e.g. stage1.max_epochs=30), got 'ten' "
         "(str)",
         "  - stage2.dropout: must be true or false (e.g. stage2.dropout=true), got 1 (int)",
+        "  - model.variant: must be one of fcn_je, fcn_s, got 'szn'",
         "  - data.holdout_fraction: must be in [0, 1) (e.g. data.holdout_fraction=0.1), got "
         "1.5",
         "  - data.batch_size: must be >= 1 (e.g. data.batch_size=1), got 0"]
-    assert len(lines) == 7  # model.embed_dim may be null (FCN-S has no j)
+    assert len(lines) == 8  # model.embed_dim may be null (FCN-S has no j)
 
 
 # ---- through the CLI: exit status 2 (Hydra's own errors: 1), no traceback, files kept -------

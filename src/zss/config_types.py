@@ -4,7 +4,7 @@ The configs under ``conf/`` are plain YAML, so Hydra accepts ``stage1.max_epochs
 run would fail much later, deep in Lightning or PyTorch, with a traceback that names no key.
 :func:`check_config_types` checks the keys of :data:`KEY_TYPES` in the composed config (the
 command line, experiment files and defaults together) and names every key whose value has
-the wrong type or is out of range. An unknown key (``foo=1``) is Hydra's own error, which
+the wrong type, is out of range or is none of the values allowed. An unknown key (``foo=1``) is Hydra's own error, which
 names it and says to use ``+foo=1``.
 """
 
@@ -31,6 +31,7 @@ class KeyType:
         nullable: whether ``null`` is allowed.
         minimum: the smallest number allowed (ints and floats), if any.
         below: a bound the number must stay under (floats), if any.
+        choices: the values allowed (strings), if only some are.
     """
 
     kind: str
@@ -38,6 +39,7 @@ class KeyType:
     nullable: bool = False
     minimum: float | None = None
     below: float | None = None
+    choices: tuple[str, ...] = ()
 
 
 KEY_TYPES: dict[str, KeyType] = {
@@ -54,8 +56,8 @@ KEY_TYPES: dict[str, KeyType] = {
     "stage2.optimizer.lr": KeyType("float", "1e-3", minimum=0),
     "optimizer.lr": KeyType("float", "1e-5", minimum=0),
     "optimizer.bias_lr_factor": KeyType("float", "2.0", minimum=0),
-    "model.variant": KeyType("str", "fcn_je"),
-    "model.loss": KeyType("str", "cosine"),
+    "model.variant": KeyType("str", "fcn_je", choices=("fcn_je", "fcn_s")),
+    "model.loss": KeyType("str", "cosine", choices=("cosine", "mse", "ce")),
     "model.embed_dim": KeyType("int", "20", nullable=True, minimum=1),
     "model.backbone.fc_width": KeyType("int", "4096", minimum=1),
     "data.train_set": KeyType("str", "train"),
@@ -104,6 +106,8 @@ def _problem(key: str, value: object, spec: KeyType) -> str | None:
             bound = (f">= {spec.minimum:g}" if spec.below is None else
                      f"in [{spec.minimum:g}, {spec.below:g})")
             return f"{key}: must be {bound} (e.g. {key}={spec.example}), got {value!r}"
+    if spec.choices and value not in spec.choices:
+        return f"{key}: must be one of {', '.join(spec.choices)}, got {value!r}"
     return None
 
 
