@@ -147,8 +147,8 @@ def test_datamodule_parts(voc_sample, split_17_2_2):
     dm = ZSSDataModule(functools.partial(VOCSegmentation, voc_sample), split_17_2_2,
                        normalize, max_short_side=64, holdout_fraction=0.1, seed=0)
     s = dm.summary()
-    assert s == {"train_list": 49, "stage1_train": 37, "stage1_val": 4, "stage2_train": 42,
-                 "stage2_val": 5, "test": 16}
+    assert s == {"train_list": 49, "all_void": 0, "stage1_train": 37, "stage1_val": 4,
+                 "stage2_train": 42, "stage2_val": 5, "test": 16}
     assert "stage 1: 37 train / 4 held-out images" in dm.describe()
     # one held-out set: never trained on in either stage
     held = set(dm.ids("stage2_val"))

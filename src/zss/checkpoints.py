@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from zss.data.splits import ClassSplit
@@ -121,6 +122,37 @@ def config_conflicts(hparams: Any, cfg: DictConfig, split: ClassSplit) -> list[s
     return problems
 
 
+_WHICH_FILE = ("pass the stage1-<epoch>.ckpt of a zss run: its checkpoints/stage1/ folder "
+               "(metrics.json names it as stage1_ckpt), or run stage 1 (stages=[stage1,stage2,"
+               "test])")
+
+
+def not_a_stage1_checkpoint(path: Path) -> str | None:
+    """Why ``path`` is not a zss stage-1 checkpoint (for the error message), or None when it
+    is one (a file Lightning wrote for :class:`~zss.modules.Stage1Module`)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch and pickle raise many types for a file they cannot read
+        return (f"cannot be read as a PyTorch checkpoint ({type(err).__name__}: {err}): the "
+                "file is empty, cut short (an interrupted copy?) or not a checkpoint")
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        keys = sorted(map(str, ckpt)) if isinstance(ckpt, dict) else []
+        what = (f"its keys are {', '.join(keys[:3])}{', …' if len(keys) > 3 else ''}"
+                if isinstance(ckpt, dict) else f"it holds a {type(ckpt).__name__}")
+        return (f"is a PyTorch file but not a Lightning checkpoint ({what}; a plain state "
+                "dict or model file is not enough: zss reads its split, backbone and class "
+                "vectors from the checkpoint)")
+    hparams = ckpt.get("hyper_parameters") or {}
+    missing = [k for k in ("split", "backbone", "variant") if k not in hparams]
+    if missing:
+        return (f"is a Lightning checkpoint of another model (its hyper-parameters lack "
+                f"{missing}), not of zss")
+    if hparams.get("seenmask"):
+        return ("is a zss stage-2 (seenmask) checkpoint; stage 2 and test start from the "
+                "stage-1 one (checkpoints/stage1/ of the same run)")
+    return None
+
+
 def load_stage1(path: str | Path, cfg: DictConfig, split: ClassSplit) -> Stage1Module:
     """Load a stage-1 checkpoint for a run whose config must agree with it.
 
@@ -135,17 +167,20 @@ def load_stage1(path: str | Path, cfg: DictConfig, split: ClassSplit) -> Stage1M
     Raises:
         FileNotFoundError: the file does not exist.
         ConfigError: the config contradicts the checkpoint (every difference named, with the
-            overrides to fix it), or the file is not a zss stage-1 checkpoint.
+            overrides to fix it), or the file is not a zss stage-1 checkpoint (unreadable or
+            cut short, a plain state dict, another model's or a stage-2 checkpoint: said
+            which, :func:`not_a_stage1_checkpoint`).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"stage1_ckpt {str(path)!r} does not exist")
+        raise FileNotFoundError(f"stage1_ckpt {str(path)!r} does not exist; {_WHICH_FILE}")
     try:
         module = Stage1Module.load_from_checkpoint(path, map_location="cpu")
-    except (KeyError, TypeError) as err:
-        raise ConfigError(f"stage1_ckpt {str(path)!r} is not a zss stage-1 checkpoint "
-                          f"({type(err).__name__}: {err}); pass the stage1-<epoch>.ckpt of "
-                          "a zss run (checkpoints/stage1/)") from err
+    except Exception as err:
+        problem = not_a_stage1_checkpoint(path)
+        if problem is None:  # a stage-1 checkpoint of zss that fails to load: not the input
+            raise
+        raise ConfigError(f"stage1_ckpt {str(path)!r} {problem}; {_WHICH_FILE}") from err
     problems = config_conflicts(module.hparams, cfg, split)
     if problems:
         raise ConfigError(

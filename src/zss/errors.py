@@ -9,3 +9,9 @@ class UserInputError(Exception):
 
 class ConfigError(UserInputError, ValueError):
     """A run configuration that cannot work (e.g. stage 2 without a stage-1 model)."""
+
+
+class EmbeddingError(UserInputError, ValueError):
+    """Class embeddings that cannot be built or read: a j the source cannot give, a
+    word-vector file in no supported format, a table whose rows do not match the classes.
+    The message names the source or file and the config key to change."""

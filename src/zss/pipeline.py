@@ -35,6 +35,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from zss.checkpoints import embedding_source, load_stage1
+from zss.config_types import check_config_types
 from zss.data.files import DataError
 from zss.data.splits import ClassSplit, SplitError, split_from_config
 from zss.errors import ConfigError
@@ -195,6 +196,7 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
         ConfigError, SplitError, DataError, FileNotFoundError: bad config or data (user
             errors, printed by ``zss.run`` as one paragraph).
     """
+    check_config_types(cfg)  # before anything is written or read
     out = Path(cfg.paths.output_dir)
     progress = _resume_state(cfg, out)
     if is_global_zero() and not cfg.get("resume"):

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from zss.data.files import DataError, check_label_values, read_image, size_error
@@ -26,6 +25,8 @@ from zss.data.splits import IGNORE_INDEX
 Transform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 MAX_NAMED = 5
 """How many missing ids an error names (it gives the count of all)."""
+_PRESENCE_VERSION = 2
+"""Part of the presence-cache key; bumped when the scan checks more (2: images decoded)."""
 
 
 def read_id_list(path: Path, hint: str = "") -> list[str]:
@@ -36,17 +37,21 @@ def read_id_list(path: Path, hint: str = "") -> list[str]:
             twice (named).
     """
     if not path.is_file():
-        raise DataError(f"Image-set list {path} does not exist{hint}; pass an existing list "
-                        "as the image set, or write the list (one image id per line).")
+        raise DataError(f"Image-set list {path} does not exist{hint}; choose an existing "
+                        "list (data.train_set / data.test_set), or write the list (one image "
+                        "id per line).")
     with open(path) as f:
         ids = [line.split()[0] for line in f if line.strip()]
     if not ids:
-        raise DataError(f"Image-set list {path} is empty; it must list one image id per line.")
+        raise DataError(f"Image-set list {path} is empty; write one image id per line into "
+                        "it, or choose another list (data.train_set / data.test_set).")
     seen: set[str] = set()
     twice = sorted({i for i in ids if i in seen or seen.add(i)})
     if twice:
+        shown = ", ".join(twice[:MAX_NAMED]) + (", …" if len(twice) > MAX_NAMED else "")
         raise DataError(f"Image-set list {path} lists {len(twice)} id(s) more than once "
-                        f"({', '.join(twice[:MAX_NAMED])}); every image must appear once.")
+                        f"({shown}); every image must appear once: delete the repeated "
+                        "lines.")
     return ids
 
 
@@ -159,12 +164,14 @@ class ListSegmentation(Dataset):
     def class_presence(self) -> list[frozenset[int]]:
         """The set of label values (void 255 excluded) of every image, in ``ids`` order.
 
-        Reads every label once (and every image header for the size check); with
-        ``cache_dir`` the result is cached as json, keyed by the class set, the list and
-        every label's and image's modification time and size.
+        Reads every label and decodes every image once (a truncated or corrupt file, a bad
+        label value or a size mismatch is found before training); with ``cache_dir`` the
+        result is cached as json, keyed by the class set, the list and every label's and
+        image's modification time and size. An image whose label is all void has the empty
+        set (the stage filters leave it out).
 
         Raises:
-            DataError: a bad label or an image/label size mismatch (as for items).
+            DataError: a bad image or label, or an image/label size mismatch (as for items).
         """
         if self._presence is not None:
             return self._presence
@@ -195,12 +202,9 @@ class ListSegmentation(Dataset):
     def _scan(self, index: int) -> frozenset[int]:
         id_ = self.ids[index]
         array = self._checked_label(id_)
-        try:
-            with Image.open(self.image_path(id_)) as img:
-                width, height = img.size  # header only, no decoding
-        except Exception as err:
-            raise DataError(f"Cannot read image {self.image_path(id_)} ({err}); re-extract it "
-                            "from the dataset archive.") from err
+        # decoded whole, by the decoder training uses: a truncated or corrupt JPEG stops the
+        # run here, before anything trains, not in the middle of an epoch
+        height, width = read_image(self.image_path(id_)).shape[-2:]
         if (height, width) != array.shape:
             raise size_error(id_, (height, width), array.shape, self.image_path(id_),
                              self.label_path(id_))
@@ -212,8 +216,9 @@ class ListSegmentation(Dataset):
             st = p.stat()
             return [st.st_mtime_ns, st.st_size]
 
-        payload = [type(self).__name__, self.class_set, list(self.class_names),
-                   self.cache_params(), str(self.list_file.resolve()), stamp(self.list_file)]
+        payload = [_PRESENCE_VERSION, type(self).__name__, self.class_set,
+                   list(self.class_names), self.cache_params(), str(self.list_file.resolve()),
+                   stamp(self.list_file)]
         payload += [[i, *stamp(self.label_path(i)), *stamp(self.image_path(i))]
                     for i in self.ids]
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()

@@ -34,6 +34,8 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from zss.data.base import MAX_NAMED, ListSegmentation
+from zss.data.files import DataError
 from zss.data.filters import (
     check_no_leakage,
     holdout_split,
@@ -42,7 +44,7 @@ from zss.data.filters import (
     stage2_indices,
 )
 from zss.data.sampling import SeededRandomSampler, seeded
-from zss.data.splits import ClassSplit, SplitError
+from zss.data.splits import IGNORE_INDEX, ClassSplit, SplitError
 from zss.data.transforms import EvalTransform, Normalize, TrainTransform, pad_collate
 
 __all__ = ["STAGES", "TransformedDataset", "ZSSDataModule"]
@@ -119,7 +121,10 @@ class ZSSDataModule(L.LightningDataModule):
 
     Raises:
         SplitError: a stage filter leaves no image (when the data is set up).
-        DataError: bad input files (from the dataset).
+        DataError: bad input files (from the dataset; the test images and labels are read
+            when the test set is set up, before training), or training labels that are all
+            void, every one of them. Images whose label is all void are left out of both
+            stages and counted (:meth:`summary`, :meth:`describe`).
     """
 
     def __init__(self, dataset: Callable[[str], Dataset], split: ClassSplit,
@@ -147,6 +152,7 @@ class ZSSDataModule(L.LightningDataModule):
         self._train_base: Dataset | None = None
         self._test_base: Dataset | None = None
         self.parts: dict[str, list[int]] = {}
+        self.all_void: list[int] = []
 
     # ---- stage ----
     @property
@@ -190,6 +196,13 @@ class ZSSDataModule(L.LightningDataModule):
             return
         base = self._make(self.train_set)
         presence = base.class_presence()  # type: ignore[attr-defined]
+        self.all_void = [i for i, p in enumerate(presence) if not p]
+        if presence and len(self.all_void) == len(presence):
+            raise DataError(
+                f"Every label of the {len(presence)} images of '{self.train_set}' is all void "
+                f"({IGNORE_INDEX}; e.g. {self._id(base, 0)}): there is nothing to train on. "
+                "The labels were probably written with the wrong values or mode: check them, "
+                "or regenerate them (python -m zss.data.convert_sbd / convert_context).")
         s1 = stage1_indices(presence, self.split)
         s2 = stage2_indices(presence, self.split)
         s1_train, s1_held = holdout_split(s1, self.holdout_fraction, self.seed)
@@ -210,7 +223,17 @@ class ZSSDataModule(L.LightningDataModule):
 
     def _setup_test(self) -> None:
         if self._test_base is None:
-            self._test_base = self._make(self.test_set)
+            base = self._make(self.test_set)
+            if isinstance(base, ListSegmentation):
+                # read every test image and label now: a bad file stops the run before
+                # training, not after it (cached, like the training images' scan)
+                base.class_presence()
+            self._test_base = base
+
+    @staticmethod
+    def _id(base: Dataset, index: int) -> str:
+        ids = getattr(base, "ids", None)
+        return ids[index] if ids is not None else str(index)
 
     @property
     def class_set(self) -> str | None:
@@ -226,14 +249,14 @@ class ZSSDataModule(L.LightningDataModule):
         """Image ids of a part: ``stage1_train``, ``stage1_val``, ``stage2_train`` or
         ``stage2_val`` (sets the training data up)."""
         self._setup_train()
-        ids = getattr(self._train_base, "ids", None)
-        return [ids[i] if ids is not None else str(i) for i in self.parts[part]]
+        return [self._id(self._train_base, i) for i in self.parts[part]]  # type: ignore[arg-type]
 
     def summary(self) -> dict[str, int]:
-        """Image counts per part, e.g. ``{"train_list": 49, "stage1_train": 31, …,
-        "test": 16}`` (sets the data up)."""
+        """Image counts per part, e.g. ``{"train_list": 49, "all_void": 0, "stage1_train": 31,
+        …, "test": 16}`` (sets the data up); ``all_void``: training images left out of both
+        stages because their label is all void."""
         self.setup()
-        out = {"train_list": self._n_scanned}
+        out = {"train_list": self._n_scanned, "all_void": len(self.all_void)}
         out.update({k: len(v) for k, v in self.parts.items()})
         out["test"] = len(self._test_base)  # type: ignore[arg-type]
         return out
@@ -265,9 +288,18 @@ class ZSSDataModule(L.LightningDataModule):
                 "training list or a split whose filter keeps more images.")
 
     def describe(self) -> str:
-        """One line for the run log, e.g. ``stage 1: 31 train / 3 held-out images; …``."""
+        """One line for the run log, e.g. ``split voc_17_2_2 on 'train' (49 images; 2 left
+        out, their label all void: 2007_000032, 2007_000039): stage 1: 31 train / 3 held-out
+        images; …``."""
         s = self.summary()
-        return (f"split {self.split.name} on '{self.train_set}' ({s['train_list']} images): "
+        void = ""
+        if self.all_void:
+            base = self._train_base
+            shown = [self._id(base, i) for i in self.all_void[:MAX_NAMED]]  # type: ignore[arg-type]
+            void = (f"; {len(self.all_void)} left out, their label all void: "
+                    + ", ".join(shown) + (", …" if len(self.all_void) > MAX_NAMED else ""))
+        return (f"split {self.split.name} on '{self.train_set}' ({s['train_list']} images"
+                f"{void}): "
                 f"stage 1: {s['stage1_train']} train / {s['stage1_val']} held-out images; "
                 f"stage 2: {s['stage2_train']} train / {s['stage2_val']} held-out images; "
                 f"test '{self.test_set}': {s['test']} images")

@@ -5,6 +5,7 @@ message names the file and says how to fix it."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ __all__ = ["DataError", "check_label_values", "read_image", "read_label", "read_
            "save_label_png", "size_error", "voc_colormap"]
 
 _LABEL_MODES = ("P", "L")
+_CPP_PREFIX = re.compile(r"^\w+, \S+\.cpp:\d+, ")
 
 
 class DataError(UserInputError, ValueError):
@@ -61,8 +63,11 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     try:
         return decode_image(str(path), mode=ImageReadMode.RGB)
     except Exception as err:  # torchvision raises RuntimeError with varying texts
-        raise DataError(f"Cannot decode image {path} ({err}); the file is corrupt or not an "
-                        "image: re-extract it from the dataset archive.") from err
+        # "decode_jpeg, /…/decode_jpeg.cpp:171, Image is incomplete or truncated": the reason
+        reason = _CPP_PREFIX.sub("", str(err)).strip() or type(err).__name__
+        raise DataError(f"Cannot decode image {path} ({reason}); the file is cut short, "
+                        "corrupt or not an image: re-extract it from the dataset archive."
+                        ) from err
 
 
 def read_label(path: str | os.PathLike, num_classes: int | None = None) -> torch.Tensor:

@@ -10,15 +10,18 @@ from zss.embeddings.published import (
     load_published_table,
     locate_published_table,
 )
-from zss.embeddings.sources import load_keyed_vectors
+from zss.embeddings.sources import SourceUnavailableError, load_keyed_vectors
 from zss.embeddings.tables import load_table
+from zss.errors import EmbeddingError
 
 __all__ = [
     "CLASS_WORDS",
+    "EmbeddingError",
     "GLOVE_SOURCE",
     "MissingWordError",
     "PUBLISHED",
     "PublishedTableError",
+    "SourceUnavailableError",
     "build_class_embeddings",
     "class_vectors",
     "fit_pca",

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +15,9 @@ import numpy as np
 from gensim.models import KeyedVectors
 
 from zss.embeddings.classwords import CLASS_WORDS, MissingWordError, class_vectors, lookup_words
-from zss.embeddings.sources import load_keyed_vectors, word2vec_file
+from zss.embeddings.sources import load_keyed_vectors, reading, word2vec_file
 from zss.embeddings.stream import iter_word2vec
+from zss.errors import EmbeddingError
 
 NORMALISATIONS = ("max_norm", "unit")
 SMALL_PCA_VOCAB = 0.1
@@ -172,6 +173,14 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
         raise
 
 
+def _streamed(path: Path, binary: bool, limit: int) -> Iterator[np.ndarray]:
+    """The vector blocks of a word2vec file; a file that turns out cut or malformed on this
+    second pass is an :class:`~zss.errors.EmbeddingError` naming it."""
+    with reading(path):
+        for _, block in iter_word2vec(path, binary, limit=limit):
+            yield block
+
+
 def build_class_embeddings(
     class_names: Sequence[str],
     source: str | os.PathLike,
@@ -182,6 +191,7 @@ def build_class_embeddings(
     limit: int | None = None,
     words: Mapping[str, Sequence[str]] = CLASS_WORDS,
     allow_small_pca_vocab: bool = False,
+    extra_words: Mapping[str, Sequence[str]] | None = None,
 ) -> np.ndarray:
     """Class embeddings as the paper builds them: word2vec -> PCA to j -> max-norm.
 
@@ -211,6 +221,9 @@ def build_class_embeddings(
         limit: use only the first ``limit`` words (see :func:`load_keyed_vectors`). The PCA
             then uses ``min(pca_vocab, limit)`` words.
         words: class name -> words looked up (default :data:`CLASS_WORDS`).
+        extra_words: class name -> words, added to ``words`` (replacing an entry of the same
+            class): the words of a class the table lacks, or other words for one of it
+            (``embedding.extra_words``).
         allow_small_pca_vocab: fit the PCA even when the source holds fewer than
             ``SMALL_PCA_VOCAB * pca_vocab`` words (e.g. a file of the class words alone,
             where the PCA would be fitted on the class vectors, unseen ones included:
@@ -220,18 +233,21 @@ def build_class_embeddings(
         float32 (C, dim); with ``"max_norm"`` the largest row norm is 1.
 
     Raises:
-        ValueError: ``dim`` larger than the source dimension (names both) or < 1; unknown
-            normalisation; a PCA vocabulary far smaller than ``pca_vocab`` (names the source,
-            both counts and the key that allows it). MissingWordError: a class word not in
-            the vocabulary.
-        FileNotFoundError / RuntimeError: from :func:`load_keyed_vectors`.
+        EmbeddingError (a ValueError): ``dim`` larger than the source dimension (names both
+            and the largest j) or < 1; unknown normalisation; a PCA vocabulary far smaller
+            than ``pca_vocab`` (names the source, both counts and the key that allows it); a
+            source file in no supported format. MissingWordError: a class word not in the
+            vocabulary (names the class, the word and what to change).
+        FileNotFoundError / SourceUnavailableError: from :func:`load_keyed_vectors`.
     """
     source = os.fspath(source)
     if normalisation is not None and normalisation not in NORMALISATIONS:
-        raise ValueError(f"unknown normalisation {normalisation!r}; expected one of "
-                         f"{NORMALISATIONS} or None")  # fmt: skip
+        raise EmbeddingError(f"unknown embedding.normalisation {normalisation!r}; use one of "
+                             f"{NORMALISATIONS} or null")  # fmt: skip
     if dim < 1:
-        raise ValueError(f"embedding dimension must be >= 1, got {dim}")
+        raise EmbeddingError(f"model.embed_dim (j) must be >= 1, got {dim}")
+    if extra_words:
+        words = {**words, **{n: tuple(w) for n, w in extra_words.items()}}
     cache_file = None
     if cache_dir is not None:
         key = _cache_key(
@@ -251,8 +267,11 @@ def build_class_embeddings(
     kv = load_keyed_vectors(source, limit=limit, cache_dir=cache_dir, words=only)
     d = kv.vector_size
     if dim > d:
-        raise ValueError(f"embedding dimension {dim} is larger than the dimension {d} of the "
-                         f"word vectors {source!r}")  # fmt: skip
+        raise EmbeddingError(
+            f"model.embed_dim (j) = {dim} is larger than the dimension {d} of the word vectors "
+            f"{source!r}, and a PCA can only reduce it: set model.embed_dim to at most {d}, or "
+            "use word vectors with more dimensions (embedding=word2vec: GoogleNews, "
+            "300-d).")  # fmt: skip
     try:
         emb = class_vectors(kv, class_names, words, source=source)
     except MissingWordError:
@@ -263,11 +282,10 @@ def build_class_embeddings(
                             source=source)
     if dim < d:
         n_pca = pca_vocab if limit is None else min(pca_vocab, limit)
-        vectors = kv if stream is None else (
-            block for _, block in iter_word2vec(*stream, limit=n_pca))
+        vectors = kv if stream is None else _streamed(stream[0], stream[1], n_pca)
         pca = fit_pca(vectors, dim, pca_vocab)
         if pca.n_samples_ < SMALL_PCA_VOCAB * pca_vocab and not allow_small_pca_vocab:
-            raise ValueError(
+            raise EmbeddingError(
                 f"the PCA to j = {dim} would be fitted on only {pca.n_samples_} words of "
                 f"{source!r} (pca_vocab={pca_vocab}): a vocabulary that small is mostly the "
                 "class words themselves, unseen classes included. Use a full "

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from gensim.models import KeyedVectors
 
-from zss.errors import UserInputError
+from zss.errors import EmbeddingError
 
 CLASS_WORDS: dict[str, tuple[str, ...]] = {
     # PASCAL VOC, in VOC_CLASSES order
@@ -96,7 +96,7 @@ word2vec is case-sensitive and could not be checked offline — :func:`class_vec
 word as written, then lower-cased, and raises :class:`MissingWordError` otherwise."""
 
 
-class MissingWordError(UserInputError, KeyError, ValueError):
+class MissingWordError(EmbeddingError, KeyError):
     """A word of a class name is not in the word-vector vocabulary (a ``KeyError`` and a
     ``ValueError``); the message names the word, the class and the source."""
 
@@ -157,10 +157,17 @@ def class_vectors(
             key = _lookup(kv, word)
             if key is None:
                 where = f" of {source}" if source else ""
+                what = (f"word {word!r} (class {name!r}, words {list(class_words)})"
+                        if name in words else
+                        f"class {name!r} is in no entry of the class-word table "
+                        "(zss.embeddings.CLASS_WORDS), so it was looked up as one word, and "
+                        f"{word!r}")
                 raise MissingWordError(
-                    f"word {word!r} (class {name!r}, words {list(class_words)}) is not in the "
-                    f"vocabulary{where} ({len(kv.key_to_index)} words; tried as written and "
-                    "lower-cased). Map the class to other words or load more words (limit)."
+                    f"{what} is not in the vocabulary{where} ({len(kv.key_to_index)} words; "
+                    "tried as written and lower-cased). Give the class words that the source "
+                    f"has, e.g. embedding.extra_words={{{name}:[word1,word2]}}, use word "
+                    "vectors that have it (embedding.source), or load more of them (a larger "
+                    "embedding.limit, if one is set)."
                 )
             keys.append(key)
         rows.append(np.mean([np.asarray(kv[k], dtype=np.float64) for k in keys], axis=0))

@@ -21,7 +21,7 @@ import numpy as np
 
 from zss.data.splits import CONTEXT33_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
 from zss.embeddings.tables import load_table
-from zss.errors import UserInputError
+from zss.errors import EmbeddingError
 
 __all__ = ["PUBLISHED", "PublishedTable", "PublishedTableError", "load_published_table",
            "locate_published_table"]
@@ -32,8 +32,9 @@ _SZN_EARLY = f"{_SZN}/9f8e4c2895c5f5f7e01c563a0d0f5128cc772140/embeddings"
 _ZS3 = "https://raw.githubusercontent.com/valeoai/ZS3"
 
 
-class PublishedTableError(UserInputError, ValueError):
-    """A published table that is unknown, cannot be fetched, or does not match its sha256."""
+class PublishedTableError(EmbeddingError):
+    """A published table that is unknown, cannot be fetched, does not match its sha256, or
+    has no row for a class of the run."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,9 @@ _TABLES = [
 ]
 PUBLISHED: dict[str, PublishedTable] = {t.name: t for t in _TABLES}
 """Every published table zss knows, by name."""
+CONFIGS = {"szn-original/pascal/": "szn_original", "szn-original/context/":
+           "szn_original_context", "zs3/": "zs3_context"}
+"""The ``embedding=`` config (conf/embedding/) of each folder of published tables."""
 
 
 def file_sha256(path: Path) -> str:
@@ -178,6 +182,23 @@ def locate_published_table(name: str, word_vectors_dir: str | os.PathLike | None
     return dest
 
 
+def _check_rows(table: PublishedTable, class_names: Sequence[str]) -> None:
+    """Every class must be a row of the table; else name them and the configs that fit."""
+    missing = [n for n in class_names if n not in table.rows]
+    if not missing:
+        return
+    fits = sorted({f"embedding={config}" for t in PUBLISHED.values()
+                   if set(class_names) <= set(t.rows)
+                   for folder, config in CONFIGS.items() if t.name.startswith(folder)})
+    raise PublishedTableError(
+        f"the published table {table.name} has the rows of {len(table.rows)} classes "
+        f"({', '.join(table.rows[:3])}, …), not of the run's class list: it has no vector for "
+        f"{missing}. Use a table of the run's classes"
+        + (f" ({' or '.join(fits)})" if fits else "")
+        + ", or build the vectors from word vectors (embedding=glove_6b_50d or "
+        "embedding=word2vec).")
+
+
 def load_published_table(name: str, class_names: Sequence[str], dim: int | None = None,
                          normalisation: str | None = None,
                          word_vectors_dir: str | os.PathLike | None = None,
@@ -198,9 +219,12 @@ def load_published_table(name: str, class_names: Sequence[str], dim: int | None 
         float32 (C, j).
 
     Raises:
-        PublishedTableError: as :func:`locate_published_table`, or a width other than ``dim``.
-        ValueError: a class that is not a row of the table (named).
+        PublishedTableError: as :func:`locate_published_table`; a width other than ``dim``;
+            a class that is not a row of the table (named, with the configs whose tables
+            have it), checked before anything is read or downloaded.
     """
+    if name in PUBLISHED:
+        _check_rows(PUBLISHED[name], class_names)
     path = locate_published_table(name, word_vectors_dir, cache_dir, fetch)
     table = PUBLISHED[name]
     emb = load_table(path, class_names, row_names=table.rows, normalisation=normalisation)

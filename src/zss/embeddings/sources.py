@@ -9,9 +9,10 @@ Without such a file (and without network) the GloVe vectors are the default
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from gensim.models import KeyedVectors
 
 from zss.embeddings.glove import GLOVE_SOURCE, load_glove_6b_50d
 from zss.embeddings.stream import iter_word2vec, read_header
+from zss.errors import EmbeddingError, UserInputError
 
 DEFAULT_SOURCE = "word2vec-google-news-300"
 """The paper's word vectors (GoogleNews word2vec, 300-d), as a gensim-downloader name."""
@@ -27,6 +29,57 @@ _FASTTEXT_MAGIC = int(np.int32(793712314))  # first int32 of a fastText .bin (ge
 _TEXT_SUFFIXES = (".txt", ".txt.gz", ".vec", ".vec.gz")
 _BINARY_SUFFIXES = (".bin", ".bin.gz")
 _SAVED_SUFFIXES = (".kv", ".model")
+FORMATS = ("a word2vec binary (.bin, .bin.gz) or text file (.txt, .vec, optionally .gz) whose "
+           "first line is '<word count> <dimension>', a saved gensim KeyedVectors (.kv, "
+           ".model) or a fastText .bin")
+"""The word-vector files :func:`load_keyed_vectors` reads (named in its errors)."""
+
+
+class SourceUnavailableError(UserInputError, RuntimeError):
+    """Word vectors named by a ``gensim.downloader`` name that cannot be fetched."""
+
+
+def _is_number(text: bytes) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _format_hint(path: Path) -> str:
+    """What a file that is no word-vector file looks like, and what to do about it."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        head = b""
+    if head.startswith(b"\x93NUMPY") or path.suffix in (".npy", ".pkl"):
+        return ("It looks like a class-embedding table, not word vectors: a published table "
+                "is read by embedding=szn_original / szn_original_context / zs3_context, your "
+                "own one by zss.embeddings.load_table.")
+    first = head.split(b"\n", 1)[0].split()
+    if len(first) > 2 and all(map(_is_number, first[1:])):
+        return ("Its first line is a word and its vector: GloVe's text format, without the "
+                "header line. Convert it once with python -m gensim.scripts.glove2word2vec "
+                f"--input {path} --output {path.with_suffix('.w2v.txt')} and set "
+                "embedding.source to the output.")
+    return "Point embedding.source at a file in one of these formats."
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn any failure to parse the word-vector file ``path`` into an
+    :class:`~zss.errors.EmbeddingError` naming the file, the formats read and what to do."""
+    try:
+        yield
+    except (UserInputError, FileNotFoundError, MemoryError):
+        raise
+    except Exception as err:  # gensim/numpy/pickle raise many types for a file they cannot parse
+        raise EmbeddingError(
+            f"Cannot read word vectors from {path} ({type(err).__name__}: {err}). zss reads "
+            f"{FORMATS}. {_format_hint(path)}") from err
 
 
 def _looks_like_path(source: str) -> bool:
@@ -136,7 +189,7 @@ def _load_downloader(name: str, limit: int | None) -> KeyedVectors:
         else:  # fetch the file only, so that `limit` can cut the vocabulary while loading
             kv = _load_file(Path(gensim.downloader.load(name, return_path=True)), limit)
     except (OSError, ValueError) as e:  # offline: URLError/ConnectionError or gensim's ValueError
-        raise RuntimeError(
+        raise SourceUnavailableError(
             f"cannot load word vectors {name!r} with gensim.downloader: no network and no cached "
             f"copy under {gensim.downloader.BASE_DIR} ({type(e).__name__}: {e}). Download the "
             "file yourself (for the paper's default: GoogleNews-vectors-negative300.bin(.gz)) and "
@@ -182,19 +235,25 @@ def load_keyed_vectors(source: str | os.PathLike, *, limit: int | None = None,
 
     Raises:
         FileNotFoundError: ``source`` looks like a path and does not exist (names the path).
-        RuntimeError: a downloader name that cannot be fetched (no network, no cached copy);
-            the message tells how to point ``embedding.source`` at a downloaded file.
-        TypeError: the file or model holds something other than word vectors.
+        SourceUnavailableError (a RuntimeError): a downloader name that cannot be fetched (no
+            network, no cached copy); the message tells how to point ``embedding.source`` at
+            a downloaded file.
+        EmbeddingError: a file in none of these formats, or cut short (names the file, the
+            formats, and e.g. how to convert a GloVe text file).
+        TypeError: a downloader model that holds something other than word vectors.
     """
     source = os.fspath(source)
     if source == GLOVE_SOURCE:
         return load_glove_6b_50d(cache_dir)
     path = Path(source).expanduser()
-    stream = word2vec_file(path) if words is not None else None
-    if stream is not None:
-        return _load_words(*stream, words, limit)
     if path.is_file():
-        return _load_file(path, limit)
+        with reading(path):
+            stream = word2vec_file(path) if words is not None else None
+            if stream is not None:
+                return _load_words(*stream, words, limit)
+            return _load_file(path, limit)
     if _looks_like_path(source):
-        raise FileNotFoundError(f"word-vector file not found: {path}")
+        raise FileNotFoundError(f"word-vector file not found: {path}; set embedding.source to "
+                                f"an existing file ({FORMATS}) or to a gensim-downloader "
+                                "name such as word2vec-google-news-300")
     return _load_downloader(source, limit)

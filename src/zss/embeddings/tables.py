@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from zss.embeddings.build import normalise
+from zss.errors import EmbeddingError
 
 ALIASES = {"__background__": "background"}
 """Row-name aliases applied when reading labels (SPNet writes ``__background__``)."""
@@ -20,13 +21,20 @@ _LABEL_LINE = re.compile(r"^\s*(\d+)\s*(?::\s*|\t\s*|\s+)(.+?)\s*$")
 
 
 def _read_array(path: Path) -> np.ndarray:
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    if path.suffix == ".pkl":
+    if path.suffix not in (".npy", ".pkl"):
+        raise EmbeddingError(f"{path}: unsupported embedding-table format {path.suffix!r}; a "
+                             "table is a (classes, j) array saved as .npy (numpy.save) or "
+                             ".pkl (pickle)")
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
         # Trusted, published files only: unpickling runs code. latin1 reads Python-2 pickles.
         with open(path, "rb") as f:
             return np.asarray(pickle.load(f, encoding="latin1"))
-    raise ValueError(f"{path}: unsupported embedding-table format (expected .pkl or .npy)")
+    except Exception as err:  # numpy and pickle raise many types for a file they cannot parse
+        raise EmbeddingError(f"Cannot read the embedding table {path} ({type(err).__name__}: "
+                             f"{err}); the file is cut short or not a {path.suffix} array: "
+                             "fetch it again.") from err
 
 
 def _read_labels(path: Path) -> list[str]:
@@ -71,9 +79,11 @@ def load_table(
 
     Raises:
         FileNotFoundError: a missing table or labels file.
-        ValueError: not a 2-D table; row count differs from C without ``row_names`` (names
-            the file and both counts); row_names of the wrong length or repeated; a class not
-            among the row names (names it and the file); unknown normalisation.
+        EmbeddingError (a ValueError): a file that is not a .npy / .pkl array or cannot be
+            read; not a 2-D table; row count differs from C without ``row_names`` (names the
+            file and both counts); row_names of the wrong length or repeated; a class not
+            among the row names (names it and the file).
+        ValueError: unknown normalisation.
     """
     path = Path(path)
     if not path.is_file():
@@ -87,13 +97,15 @@ def load_table(
             + "or build the vectors yourself with embedding=word2vec.")
     table = _read_array(path)
     if table.ndim != 2:
-        raise ValueError(f"{path}: expected a 2-D (classes, j) table, got shape {table.shape}")
+        raise EmbeddingError(f"{path}: expected a 2-D (classes, j) table, got shape "
+                             f"{table.shape}")
     class_names = list(class_names)
     if row_names is None:
         if table.shape[0] != len(class_names):
-            raise ValueError(
+            raise EmbeddingError(
                 f"{path} has {table.shape[0]} rows but {len(class_names)} classes were given; "
-                "pass row_names (a list or a labels file) to reorder the rows by name"
+                "it is a table of another class list: use the table of this one, or pass "
+                "row_names (a list or a labels file) to match the rows to the classes by name"
             )
         out = table
     else:
@@ -106,15 +118,20 @@ def load_table(
             names = list(row_names)
         names = [ALIASES.get(n, n) for n in names]
         if len(names) != table.shape[0]:
-            raise ValueError(f"{path} has {table.shape[0]} rows but {len(names)} row names")
+            raise EmbeddingError(f"{path} has {table.shape[0]} rows but {len(names)} row "
+                                 "names; give one name per row")
         if len(set(names)) != len(names):
-            raise ValueError(
+            raise EmbeddingError(
                 f"{path}: repeated row names {sorted({n for n in names if names.count(n) > 1})}"
             )
         index = {n: i for i, n in enumerate(names)}
         missing = [n for n in class_names if n not in index]
         if missing:
-            raise ValueError(f"classes {missing} are not among the row names of {path}")
+            raise EmbeddingError(
+                f"classes {missing} are not among the row names of {path} ({len(names)} rows: "
+                f"{names[:4]} …): it has no vector for them. Use a table of these classes, "
+                "or build the vectors from word vectors (embedding=glove_6b_50d or "
+                "embedding=word2vec).")
         out = table[[index[n] for n in class_names]]
     out = np.asarray(out, dtype=np.float32)
     return normalise(out, normalisation) if normalisation is not None else out
