@@ -169,6 +169,12 @@ def test_resume_refuses_what_it_cannot_continue(reference, tmp_path):
     assert "Traceback" not in finished.stderr
     with_overrides = _zss(f"resume={ref_dir}", "seed=3")
     assert with_overrides.returncode == 2 and "give it alone" in with_overrides.stderr
+    before = {f: f.read_bytes() for f in ref_dir.rglob("*") if f.is_file()}
+    into_a_run = _run(ref_dir, tmp_path / "cache")  # a new run pointed at a finished one
+    assert into_a_run.returncode == 2 and f"resume={ref_dir}" in into_a_run.stderr
+    after = {f: f.read_bytes() for f in ref_dir.rglob("*") if f.is_file()}
+    assert {f: after[f] for f in before if f.parent.name != ".hydra"} == \
+        {f: b for f, b in before.items() if f.parent.name != ".hydra"}  # Hydra's own record aside
     (tmp_path / "not_a_run").mkdir()
     not_a_run = _zss(f"resume={tmp_path / 'not_a_run'}")
     assert not_a_run.returncode == 2 and ".hydra/config.yaml" in not_a_run.stderr

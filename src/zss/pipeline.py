@@ -164,10 +164,15 @@ def _resume_state(cfg: DictConfig, out: Path) -> dict[str, Any]:
     """The progress of the run that ``resume`` continues (checked), or ``{}`` for a new run.
 
     Raises:
-        ConfigError: ``resume`` is not this run's directory, or the run already finished.
+        ConfigError: ``resume`` is not this run's directory, or the run already finished;
+            a new run whose directory already holds a run.
     """
     resume = cfg.get("resume")
     if not resume:
+        if (out / "config.yaml").exists() or (out / "checkpoints").exists():
+            raise ConfigError(f"{out} already holds a run (config.yaml, checkpoints/): a new "
+                              "run never writes into it. Continue it with `python -m zss.run "
+                              f"resume={out}`, or give the new run another hydra.run.dir")
         return {}
     if not Path(resume).is_dir() or Path(resume).resolve() != out.resolve():
         raise ConfigError(f"resume={resume}: not a run directory (resume with "
