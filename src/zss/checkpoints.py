@@ -12,6 +12,7 @@ embedding source than the one it used.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from zss.embeddings.published import file_sha256
 from zss.errors import ConfigError
 from zss.models import preprocessing_for_backbone
 from zss.modules import Stage1Module
+from zss.modules.base import BACKBONES
 
 
 def embedding_source(cfg: DictConfig) -> str | None:
@@ -68,6 +70,14 @@ def same_source(a: str | None, b: str | None) -> bool:
     return digest is not None and digest == _content(b)
 
 
+def _backbone_defaults(name: str | None) -> dict[str, Any]:
+    """The keyword defaults of backbone ``name``'s constructor ({} for an unknown name)."""
+    if name not in BACKBONES:
+        return {}
+    params = inspect.signature(BACKBONES[name]).parameters.values()
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
 def config_conflicts(hparams: Any, cfg: DictConfig, split: ClassSplit) -> list[str]:
     """What a config says differently from a checkpoint's hyper-parameters.
 
@@ -103,10 +113,14 @@ def config_conflicts(hparams: Any, cfg: DictConfig, split: ClassSplit) -> list[s
                         f"{cfg.model.embed_dim}")
     backbone = dict(hparams["backbone"])
     config_backbone = OmegaConf.to_container(cfg.model.backbone)
-    for key in sorted((set(backbone) | set(config_backbone)) - {"weights", "weights_format"}):
-        if backbone.get(key) != config_backbone.get(key):
-            problems.append(f"model.backbone.{key}: checkpoint {backbone.get(key)!r}, config "
-                            f"{config_backbone.get(key)!r}")
+    # a key one side lacks has the backbone's default (e.g. a checkpoint from before the key)
+    defaults = _backbone_defaults(backbone.get("name"))
+    backbone_args = {**defaults, **backbone}
+    config_args = {**defaults, **config_backbone}
+    for key in sorted((set(backbone_args) | set(config_args)) - {"weights", "weights_format"}):
+        if backbone_args.get(key) != config_args.get(key):
+            problems.append(f"model.backbone.{key}: checkpoint {backbone_args.get(key)!r}, "
+                            f"config {config_args.get(key)!r}")
     if preprocessing_for_backbone(backbone) != preprocessing_for_backbone(config_backbone):
         problems.append(
             f"model.backbone.weights: the checkpoint was trained from weights "

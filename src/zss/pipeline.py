@@ -168,8 +168,9 @@ def _resume_state(cfg: DictConfig, out: Path) -> dict[str, Any]:
             a new run whose directory already holds a run.
     """
     resume = cfg.get("resume")
-    if not resume:
-        if (out / "config.yaml").exists() or (out / "checkpoints").exists():
+    if not resume:  # (rank 0 only: under DDP the other ranks start after it wrote)
+        if is_global_zero() and ((out / "config.yaml").exists()
+                                 or (out / "checkpoints").exists()):
             raise ConfigError(f"{out} already holds a run (config.yaml, checkpoints/): a new "
                               "run never writes into it. Continue it with `python -m zss.run "
                               f"resume={out}`, or give the new run another hydra.run.dir")

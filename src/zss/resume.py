@@ -86,7 +86,7 @@ class LastCheckpoint(Checkpoint):
 
     def _save(self, trainer) -> None:
         if self.last_step != trainer.global_step:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # the full state
             self.last_step = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
