@@ -73,6 +73,30 @@ def test_existing_files_are_never_overwritten(trees):
     assert not np.asarray(Image.open(voc / "SegmentationClassAug/a.png")).any()
 
 
+@pytest.mark.parametrize("name", ["sbd_train", "train_aug"])
+def test_an_existing_list_with_other_ids_is_never_overwritten(trees, name):
+    sbd, voc, _, _ = trees
+    existing = voc / f"ImageSets/Segmentation/{name}.txt"
+    existing.write_text("a\nzzz\n")
+    with pytest.raises(DataError, match=rf"{name}\.txt exists with other ids"):
+        convert_sbd(sbd, voc)
+    assert existing.read_text() == "a\nzzz\n"
+
+
+def test_the_command_line_exits_2_on_bad_input(trees, tmp_path, capsys):
+    _, voc, _, _ = trees
+    with pytest.raises(SystemExit) as info:  # what `python -m zss.data.convert_sbd` runs
+        main([str(tmp_path / "nowhere"), str(voc.parents[1])])
+    assert info.value.code == 2
+    out = capsys.readouterr()
+    assert out.err.startswith("zss: error: image list ") and "does not exist" in out.err
+    assert "nowhere" in out.err and "Traceback" not in out.err and not out.out
+    assert not (voc / "SegmentationClassSBD").exists()  # nothing written
+    with pytest.raises(SystemExit) as info:  # a missing argument: argparse's usage, status 2
+        main([str(tmp_path)])
+    assert info.value.code == 2 and "usage:" in capsys.readouterr().err
+
+
 def test_missing_mat_is_named(trees):
     sbd, voc, _, _ = trees
     (sbd / "dataset/cls/b.mat").unlink()

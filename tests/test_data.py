@@ -104,12 +104,46 @@ def test_voc_sample_dataset(voc_sample):
     assert train_cls in presence[val.ids.index("2010_004980")]
 
 
-# ---- leakage over the shared sample ------------------------------------------------------
+# ---- leakage over the shared samples, under every shipped split --------------------------
+SPLITS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "split")
+                .glob("*.yaml"))
+
+
+def _shipped_split(name: str, request):
+    """The split of ``conf/split/<name>.yaml`` and a factory of the shared sample it runs
+    on (VOC, or PASCAL-Context for a context class set)."""
+    from omegaconf import OmegaConf
+
+    from zss.data.context import ContextSegmentation
+
+    conf = Path(__file__).resolve().parents[1] / "conf" / "split" / f"{name}.yaml"
+    split = split_from_config(**OmegaConf.to_container(OmegaConf.load(conf)))
+    if name.startswith("context"):
+        return split, functools.partial(ContextSegmentation, request.getfixturevalue(
+            "context_sample"), task="context33")
+    return split, functools.partial(VOCSegmentation, request.getfixturevalue("voc_sample"))
+
+
+_PRESENT: dict[str, list[set[int]]] = {}
+
+
+def _raw_presence(factory) -> list[set[int]]:
+    """Per training image, the label values present (void excluded), read from the labels
+    (not from the dataset's presence cache); once per sample."""
+    key = repr(factory)
+    if key not in _PRESENT:
+        raw = factory("train")
+        _PRESENT[key] = [set(raw[i]["label"].unique().tolist()) - {IGNORE_INDEX}
+                         for i in range(len(raw))]
+    return _PRESENT[key]
+
+
 @pytest.mark.parametrize("crop_size", [None, 64])
-def test_no_leakage_in_any_stage(voc_sample, split_17_2_2, crop_size):
+@pytest.mark.parametrize("name", SPLITS)
+def test_no_leakage_in_any_stage(name, crop_size, request):
     torch.manual_seed(0)
-    sp = split_17_2_2
-    dm = ZSSDataModule(functools.partial(VOCSegmentation, voc_sample), sp, normalize,
+    sp, factory = _shipped_split(name, request)
+    dm = ZSSDataModule(factory, sp, normalize,
                        batch_size=2, eval_batch_size=2, max_short_side=96,
                        crop_size=crop_size, holdout_fraction=0.1, seed=0)
     s1_allowed = set(sp.train_seen_idx) | {IGNORE_INDEX}
@@ -117,6 +151,10 @@ def test_no_leakage_in_any_stage(voc_sample, split_17_2_2, crop_size):
     seen_lut = torch.full((256,), -1, dtype=torch.int64)
     seen_lut[sp.train_seen_idx], seen_lut[sp.train_unseen_idx] = 1, 0
     seen_lut[IGNORE_INDEX] = IGNORE_INDEX
+    # the images each stage may use, counted from the raw labels
+    present = _raw_presence(factory)
+    expected = {"stage1": sum(bool(p) and p <= set(sp.train_seen_idx) for p in present),
+                "stage2": sum(bool(p) and not p & set(sp.unseen_idx) for p in present)}
 
     dm.stage = "stage1"
     n1 = 0
@@ -138,9 +176,10 @@ def test_no_leakage_in_any_stage(voc_sample, split_17_2_2, crop_size):
             saw_unseen_target |= bool((seenmask == 0).any())
             n2 += len(batch["id"])
     s = dm.summary()
-    assert n1 == s["stage1_train"] + s["stage1_val"]
-    assert n2 == s["stage2_train"] + s["stage2_val"]
-    assert saw_unseen_target  # train_unseen pixels do reach stage 2 as target 0
+    assert n1 == s["stage1_train"] + s["stage1_val"] == expected["stage1"] > 0
+    assert n2 == s["stage2_train"] + s["stage2_val"] == expected["stage2"] >= n1
+    # train_unseen pixels reach stage 2 as target 0 (when the split has such classes)
+    assert saw_unseen_target == bool(sp.train_unseen)
 
 
 def test_datamodule_parts(voc_sample, split_17_2_2):

@@ -1,21 +1,20 @@
-"""A reduced `+experiment=demo` (800 generated training images, 3 + 1 epochs, a narrower
-CNN): the zero-shot pattern the demo is meant to show, its files, and the consistency of the
-variants."""
+"""A reduced `+experiment=demo` (800 generated training images, 3 + 2 epochs, a narrower
+CNN): the zero-shot pattern the demo is meant to show, its prediction grid, and SZN against
+SZN-PS through a real test run."""
 
 import contextlib
 import io
 import json
-import math
 from pathlib import Path
 
+import lightning as L
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from zss.data.splits import IGNORE_INDEX
 from zss.modules import Stage2Module
-from zss.modules.evaluation import predict_variants
 from zss.pipeline import train_and_test
 
 pytestmark = pytest.mark.slow
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.slow
 CONF = Path(__file__).resolve().parents[1] / "conf"
 REDUCED = ["data.dataset.lengths.train=800", "data.dataset.lengths.test=60",
            "model.backbone.width=16", "model.backbone.fc_width=64", "data.batch_size=4",
-           "stage1.max_epochs=3", "stage2.max_epochs=1", "visualize=2"]
+           "stage1.max_epochs=3", "stage2.max_epochs=2", "visualize=2"]
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +37,36 @@ def demo(tmp_path_factory, glove_cache):
     return cfg, out, payload, printed.getvalue()
 
 
+def _test_data(cfg, split):
+    from hydra.utils import instantiate
+
+    from zss.models import preprocessing_for
+
+    dm = instantiate(cfg.data, _partial_=True)(split=split, normalize=preprocessing_for(None))
+    dm.setup("test")
+    return dm
+
+
 def test_reduced_demo_shows_the_zero_shot_pattern(demo):
     _, out, payload, printed = demo
     m = payload["metrics"]
-    # FCN-JE maps U pixels onto seen classes; with the perfect seenmask they are recovered
+    hists = json.loads((out / "confusion_matrices.json").read_text())
+    classes = hists["classes"]
+    fcn_je, szn_ps = (np.asarray(hists["matrices"][v]) for v in ("fcn_je", "szn_ps"))
+    unseen = [classes.index(c) for c in ("sheep", "train")]
+    seen = [i for i in range(len(classes)) if i not in unseen]
+    # FCN-JE maps U pixels onto seen classes, each onto its GloVe neighbour
+    assert fcn_je[unseen][:, seen].sum() >= 0.9 * fcn_je[unseen].sum()
+    assert [classes[int(fcn_je[i].argmax())] for i in unseen] == ["cow", "bus"]
+    # with the perfect seenmask the same embedding recovers them
+    assert [classes[int(szn_ps[i].argmax())] for i in unseen] == ["sheep", "train"]
     assert m["test/szn_ps/miou_unseen"] - m["test/fcn_je/miou_unseen"] >= 0.25
     assert m["test/szn_ps/hiou"] >= m["test/szn/hiou"]
-    for key in ("seenmask_recall_train_unseen", "seenmask_recall_unseen", "seenmask_precision"):
-        value = m[f"test/szn/{key}"]
-        assert math.isnan(value) or 0.0 <= value <= 1.0
+    # the learned seenmask recognises train_unseen pixels, mostly rightly, but hardly
+    # transfers to U: the paper's reading (it needs a denser train_unseen set)
+    assert m["test/szn/seenmask_recall_train_unseen"] >= 0.25
+    assert m["test/szn/seenmask_precision"] >= 0.5
+    assert m["test/szn/seenmask_recall_unseen"] < m["test/szn/seenmask_recall_train_unseen"]
     assert payload["embedding_source"] == "glove-6b-50d"
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["embedding_source"] == "glove-6b-50d" and saved["split"] == "voc_17_2_2"
@@ -54,39 +74,66 @@ def test_reduced_demo_shows_the_zero_shot_pattern(demo):
 
 
 def test_reduced_demo_draws_the_prediction_grid(demo):
-    _, out, payload, _ = demo
+    from zss.data.voc import voc_colormap
+
+    cfg, out, payload, _ = demo
     png = out / "predictions.png"
     assert payload["predictions_png"] == str(png)
     with Image.open(png) as img:
-        assert img.mode == "RGB" and img.width > 6 * 64 * 3 and img.height > 2 * 64 * 3
+        assert img.mode == "RGB"
+        grid = np.asarray(img)
+    # 2 rows of 6 cells (image | ground truth | FCN-JE | SZN | SZN-PS | seenmask), each
+    # 64 px x 3, 4 px apart, under a 20 px title line, above 4 legend lines of 18 px (21
+    # classes + 2 seenmask entries, 7 to a line of 6 x 196 + 4 px) and 2 x 4 px margins
+    cell, step, top = 3 * 64, 3 * 64 + 4, 20
+    assert grid.shape == (top + 2 * step + 4 + 4 * 18 + 2 * 4, 6 * step + 4, 3)
+    # the rows: the first test image with a pixel of U, then the first without
+    split = Stage2Module.load_from_checkpoint(payload["stage2_ckpt"], map_location="cpu").split
+    base = _test_data(cfg, split).test_dataloader().dataset.base
+    with_u = [bool(np.isin(base[i]["label"].numpy(), split.unseen_idx).any())
+              for i in range(len(base))]
+    rows = sorted([with_u.index(True), with_u.index(False)])
+    cmap = voc_colormap()
+    for r, index in enumerate(rows):
+        item = base[index]
+        y = top + r * step
+        shown = grid[y:y + cell, 4:4 + cell]
+        np.testing.assert_array_equal(shown, item["image"].permute(1, 2, 0).numpy()
+                                      .repeat(3, 0).repeat(3, 1))
+        truth = grid[y:y + cell, 4 + step:4 + step + cell]
+        np.testing.assert_array_equal(truth, cmap[item["label"].numpy()].repeat(3, 0)
+                                      .repeat(3, 1))
+        assert (grid[y:y + cell, 4 + cell:4 + step] == 255).all()  # white between cells
 
 
-def test_szn_equals_szn_ps_where_the_learned_seenmask_agrees(demo):
+def test_szn_is_szn_ps_where_the_seenmask_is_right(demo):
+    """A real ``trainer.test`` with the seenmask forced to "seen" everywhere, then to
+    "unseen": SZN's confusion matrix equals SZN-PS's on the rows where that seenmask is
+    right, and answers from the other candidate set on the others."""
     cfg, _, payload, _ = demo
-    from hydra.utils import instantiate
+    module = Stage2Module.load_from_checkpoint(payload["stage2_ckpt"], map_location="cpu")
+    dm = _test_data(cfg, module.split)
+    ts = module.split.mask(module.split.train_seen)
+    forward = module.net.forward
 
-    from zss.models import preprocessing_for
+    def matrices(say_seen: bool) -> dict[str, torch.Tensor]:
+        def constant_seenmask(image):
+            out = forward(image)
+            logits = torch.zeros_like(out["seenmask"])
+            logits[:, int(say_seen)] = 1.0  # channel 1 = seen
+            return {**out, "seenmask": logits}
 
-    module = Stage2Module.load_from_checkpoint(payload["stage2_ckpt"], map_location="cpu").eval()
-    split = module.split
-    dm = instantiate(cfg.data, _partial_=True)(split=split, normalize=preprocessing_for(None))
-    dm.setup("test")
-    seen = split.mask(split.train_seen)
-    agreed = disagreed = 0
-    with torch.no_grad():
-        for batch in dm.test_dataloader():
-            out = module.net(batch["image"])
-            label = batch["label"]
-            preds = predict_variants(out, label, module.class_embeddings, split,
-                                     ("szn", "szn_ps"))
-            valid = label != IGNORE_INDEX
-            truly_seen = seen[label.where(valid, 0)]
-            said_seen = out["seenmask"].argmax(1) == 1
-            agree = valid & (said_seen == truly_seen)
-            assert torch.equal(preds["szn"][agree], preds["szn_ps"][agree])
-            # where they disagree, the two variants answer from different candidate sets
-            differ = valid & ~agree
-            assert not (seen[preds["szn"][differ]] == seen[preds["szn_ps"][differ]]).any()
-            agreed += int(agree.sum())
-            disagreed += int(differ.sum())
-    assert agreed > 0 and disagreed > 0
+        module.net.forward = constant_seenmask
+        L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
+                  enable_model_summary=False).test(module, datamodule=dm, verbose=False)
+        return {v: m.compute().clone() for v, m in module.evaluator.matrices.items()}
+
+    seen, unseen = matrices(True), matrices(False)
+    for hists, right in ((seen, ts), (unseen, ~ts)):
+        assert torch.equal(hists["szn"][right], hists["szn_ps"][right])
+        assert hists["szn"][~right].sum() > 0 and hists["szn"][:, ~right].sum() == 0
+        assert not torch.equal(hists["szn"][~right], hists["szn_ps"][~right])
+    # SZN-PS and FCN-JE do not read the seenmask
+    for v in ("fcn_je", "szn_ps"):
+        assert torch.equal(seen[v], unseen[v])
+    assert seen["szn"].sum() == seen["szn_ps"].sum() == 60 * 64 * 64  # every test pixel

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -210,26 +209,35 @@ def test_build_refuses_a_pca_vocabulary_far_below_pca_vocab(word_vectors_dir, to
 
 
 def test_build_cache(tmp_path, toy_txt, monkeypatch):
-    path, _ = toy_txt
+    path, kv = toy_txt
     cache = tmp_path / "cache"
-    kwargs = dict(pca_vocab=100, cache_dir=cache)
-    first = build_class_embeddings(VOC_CLASSES, path, dim=5, **kwargs)
+    kwargs = dict(dim=5, pca_vocab=100, cache_dir=cache)
+    first = build_class_embeddings(VOC_CLASSES, path, **kwargs)
     assert len(list(cache.glob("*.npy"))) == 1 and not list(cache.glob("*.tmp"))
+    # every input of the recipe is in the key: each of these is computed, not read back
+    others = [(VOC_CLASSES, dict(dim=4)), (VOC_CLASSES, dict(normalisation="unit")),
+              (VOC_CLASSES, dict(normalisation=None)),
+              (VOC_CLASSES, dict(words={**CLASS_WORDS, "cat": ("dog",)})),
+              (VOC_CLASSES, dict(pca_vocab=120)), (VOC_CLASSES, dict(limit=len(kv))),
+              (list(reversed(VOC_CLASSES)), {})]
+    computed = [build_class_embeddings(names, path, **{**kwargs, **other})
+                for names, other in others]
+    assert len(list(cache.glob("*.npy"))) == 1 + len(others)
+    np.testing.assert_array_equal(computed[-1], first[::-1])  # reordered rows, same vectors
 
     def no_load(*args, **kw):
         raise AssertionError("the word vectors were loaded despite the cache")
 
     monkeypatch.setattr("zss.embeddings.build.load_keyed_vectors", no_load)
-    t = time.perf_counter()
-    second = build_class_embeddings(VOC_CLASSES, path, dim=5, **kwargs)
-    assert time.perf_counter() - t < 0.1
-    np.testing.assert_array_equal(first, second)
-    for other in (dict(dim=4), dict(dim=5, normalisation="unit"), dict(dim=5, words={})):
-        with pytest.raises(AssertionError, match="despite the cache"):  # a different key
-            build_class_embeddings(VOC_CLASSES, path, **other, **kwargs)
+    np.testing.assert_array_equal(build_class_embeddings(VOC_CLASSES, path, **kwargs), first)
+    for (names, other), value in zip(others, computed, strict=True):  # each its own file
+        np.testing.assert_array_equal(
+            build_class_embeddings(names, path, **{**kwargs, **other}), value)
+    with pytest.raises(AssertionError, match="despite the cache"):  # a key never built
+        build_class_embeddings(VOC_CLASSES, path, **{**kwargs, "pca_vocab": 150})
     path.write_text(path.read_text() + "\n")  # the source file changed: its key changes
     with pytest.raises(AssertionError, match="despite the cache"):
-        build_class_embeddings(VOC_CLASSES, path, dim=5, **kwargs)
+        build_class_embeddings(VOC_CLASSES, path, **kwargs)
 
 
 # --- published tables ------------------------------------------------------------------------
@@ -240,6 +248,16 @@ def test_load_table_szn_original(word_vectors_dir):
     emb = load_table(WV / "szn-original/pascal/norm_embed_arr_20.pkl", VOC_CLASSES)
     assert emb.shape == (21, 20) and emb.dtype == np.float32
     assert abs(np.linalg.norm(emb, axis=1).max() - 1) < 1e-6
+    # rows in VOC order: nearest neighbours (cosine) that hold in the published j = 300 table
+    # (pairs of mutual neighbours, so a shifted or reversed row order breaks them)
+    full = load_table(WV / "szn-original/pascal/norm_embed_arr_300.pkl", VOC_CLASSES)
+    unit = full / np.linalg.norm(full, axis=1, keepdims=True)
+    cos = unit @ unit.T
+    np.fill_diagonal(cos, -np.inf)
+    nearest = {VOC_CLASSES[i]: VOC_CLASSES[j] for i, j in enumerate(cos.argmax(1))}
+    for a, b in (("sheep", "cow"), ("train", "bus"), ("cat", "dog"), ("bicycle", "motorbike"),
+                 ("sofa", "chair")):
+        assert nearest[a] == b and nearest[b] == a, (a, b, nearest[a], nearest[b])
     with pytest.raises(ValueError, match=r"norm_embed_arr_20\.pkl.*21 rows.*33.*row_names"):
         load_table(WV / "szn-original/pascal/norm_embed_arr_20.pkl", CONTEXT33_CLASSES)
     ctx = load_table(WV / "szn-original/context/norm_embed_arr_5.pkl", CONTEXT33_CLASSES,

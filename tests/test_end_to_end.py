@@ -1,6 +1,9 @@
 """`python -m zss.run +experiment=voc_17_2_2 +debug=cpu` on the shared VOC sample, with tiny
-limits; then save -> load -> evaluate must reproduce the logged test metrics exactly."""
+limits: its files agree with each other and with an independent computation from its
+confusion matrices; each stage keeps its best epoch; a trained module and its saved checkpoint
+give the same test metrics."""
 
+import csv
 import json
 import math
 import subprocess
@@ -8,9 +11,11 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
+import torch
 
-from zss.modules import Stage2Module
+from zss.modules import Stage1Module, Stage2Module
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,20 +24,36 @@ pytestmark = pytest.mark.slow
 TINY = ["data.train_set=train", "data.test_set=val", "data.max_short_side=64", "model.backbone.fc_width=64", "+trainer.limit_train_batches=4",
         "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=6",
         "+trainer.enable_progress_bar=false", "stage1.max_epochs=1", "stage2.max_epochs=1"]
+EPOCHS = 2  # per stage in the shared run: the checkpoint choice has something to choose
+LR = "optimizer.lr=1e-2"  # 8 stage-1 steps then predict background: scores other than 0
 
 
 @pytest.fixture(scope="module")
 def run_dir(voc_sample, word_vectors_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
+    tiny = [o for o in TINY if not o.endswith(".max_epochs=1")]
     cmd = [sys.executable, "-m", "zss.run", "+experiment=voc_17_2_2", "+debug=cpu",
            f"paths.data_dir={voc_sample}", f"paths.word_vectors_dir={word_vectors_dir}",
-           f"paths.cache_dir={out / 'cache'}", f"hydra.run.dir={out}", *TINY]
+           f"paths.cache_dir={out / 'cache'}", f"hydra.run.dir={out}", *tiny,
+           f"stage1.max_epochs={EPOCHS}", f"stage2.max_epochs={EPOCHS}", LR]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out, proc.stdout
 
 
+def _nanmean(values: list[float]) -> float:
+    values = [v for v in values if not math.isnan(v)]
+    return sum(values) / len(values) if values else math.nan
+
+
+def _same(a: float | None, b: float) -> bool:
+    """A metrics.json value (None for NaN) against a recomputed one."""
+    return math.isnan(b) if a is None else a == pytest.approx(b, rel=1e-12, abs=1e-15)
+
+
 def test_run_writes_its_files_and_table(run_dir, word_vectors_dir):
+    from zss.data.splits import VOC_CLASSES
+
     out, stdout = run_dir
     for name in ("config.yaml", "metrics.json", "per_class_iou.csv", ".hydra/config.yaml"):
         assert (out / name).is_file(), name
@@ -45,16 +66,42 @@ def test_run_writes_its_files_and_table(run_dir, word_vectors_dir):
         assert Path(payload[stage]).is_file()
         assert (out / "checkpoints").samefile(Path(payload[stage]).parents[1])
     m = payload["metrics"]
-    for v in ("fcn_je", "szn", "szn_ps"):
-        for k in ("pixel_acc", "mean_acc", "miou", "fwiou", "miou_seen", "miou_unseen", "hiou"):
-            value = m[f"test/{v}/{k}"]
-            assert value is None or 0.0 <= value <= 1.0, (v, k, value)
+    assert m["test/fcn_je/pixel_acc"] > 0  # else every check below compares zeros
+    variants = ("fcn_je", "szn", "szn_ps")
+    assert {k.split("/")[1] for k in m} == set(variants)
+    # the class rows: the split's classes in label order, each with its set
+    with open(out / "per_class_iou.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["class", "set", "iou/fcn_je", "iou/szn", "iou/szn_ps"]
+    assert [r["class"] for r in rows] == list(VOC_CLASSES)
+    sets = {"aeroplane": "train_unseen", "horse": "train_unseen", "sheep": "unseen",
+            "train": "unseen"}
+    assert [r["set"] for r in rows] == [sets.get(c, "train_seen") for c in VOC_CLASSES]
+    # every score against the table and, independently, the confusion matrices (FCN's
+    # label_accuracy_score, in numpy)
+    hists = json.loads((out / "confusion_matrices.json").read_text())
+    assert hists["classes"] == list(VOC_CLASSES) and hists["test_images"] == 6
+    for v in variants:
+        iou = [float(r[f"iou/{v}"]) for r in rows]
+        seen = [x for x, r in zip(iou, rows, strict=True) if r["set"] != "unseen"]
+        unseen = [x for x, r in zip(iou, rows, strict=True) if r["set"] == "unseen"]
+        a, b = _nanmean(seen), _nanmean(unseen)
+        expected = {"miou": _nanmean(iou), "miou_seen": a, "miou_unseen": b,
+                    "hiou": 2 * a * b / (a + b) if a + b else 0.0}
+        h = np.asarray(hists["matrices"][v], dtype=np.float64)
+        assert h.shape == (21, 21) and h.sum() > 0
+        diag = np.diag(h)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ref_iou = diag / (h.sum(1) + h.sum(0) - diag)
+            freq = h.sum(1) / h.sum()
+            expected.update(pixel_acc=diag.sum() / h.sum(),
+                            mean_acc=np.nanmean(diag / h.sum(1)),
+                            fwiou=(freq[freq > 0] * ref_iou[freq > 0]).sum())
+        np.testing.assert_allclose(iou, ref_iou, rtol=1e-12)
+        for k, value in expected.items():
+            assert _same(m[f"test/{v}/{k}"], float(value)), (v, k, m[f"test/{v}/{k}"], value)
     for k in ("seenmask_acc", "seenmask_precision", "seenmask_recall"):
         assert f"test/szn/{k}" in m
-    rows = (out / "per_class_iou.csv").read_text().splitlines()
-    assert rows[0] == "class,set,iou/fcn_je,iou/szn,iou/szn_ps"
-    assert len(rows) == 1 + 21
-    assert "sheep,unseen" in (out / "per_class_iou.csv").read_text()
     assert "miou_unseen" in stdout and "tvmonitor" in stdout
 
 
@@ -63,27 +110,79 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.Comp
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_save_load_evaluate_reproduces_metrics(run_dir, voc_sample):
+def _epoch_log(out: Path, key: str) -> list[tuple[int, float]]:
+    """(epoch, value) of every logged ``key`` in the run's CSV log, in order."""
+    with open(out / "csv" / "version_0" / "metrics.csv", newline="") as f:
+        return [(int(r["epoch"]), float(r[key])) for r in csv.DictReader(f) if r.get(key)]
+
+
+@pytest.mark.parametrize(("stage", "key", "best"), [("stage1", "val/fcn_je/miou", max),
+                                                     ("stage2", "val/seenmask/loss", min)])
+def test_each_stage_keeps_its_best_epoch(run_dir, stage, key, best):
     out, _ = run_dir
     payload = json.loads((out / "metrics.json").read_text())
+    log = _epoch_log(out, key)
+    assert [e for e, _ in log] == list(range(EPOCHS))  # one validation per epoch
+    value = best(v for _, v in log)
+    chosen = next(e for e, v in log if v == value)  # on a tie, the earlier epoch
+    assert Path(payload[f"{stage}_ckpt"]).name == f"{stage}-{chosen:02d}.ckpt", log
+
+
+def test_a_trained_module_and_its_checkpoint_give_the_same_test_metrics(run_dir, tmp_path):
+    """Both stages trained here, in memory, from the run's config (class vectors from the
+    published table, not from a checkpoint), and tested; then the stage-2 checkpoint the
+    run's callback saved, loaded and tested again: the same outputs, matrices and scores."""
+    import dataclasses
+
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     from zss.data.splits import split_from_config
     from zss.models import preprocessing_for
 
-    cfg = OmegaConf.load(out / "config.yaml")
-    module = Stage2Module.load_from_checkpoint(payload["stage2_ckpt"], map_location="cpu")
-    dm = instantiate(cfg.data, _partial_=True)(split=split_from_config(**cfg.split),
-                                               normalize=preprocessing_for(None))
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
-                        limit_test_batches=6)
-    trainer.test(module, datamodule=dm, verbose=False)
-    scores, _ = module.test_results
-    again = {f"test/{v}/{k}": val for v, s in scores.items() for k, val in s.items()}
-    assert again.keys() == payload["metrics"].keys()
-    for k, val in payload["metrics"].items():
-        assert (val is None and math.isnan(again[k])) or val == again[k], k
+    out, _ = run_dir
+    cfg = OmegaConf.load(out / "config.yaml")  # the run's resolved config
+    split = split_from_config(**cfg.split)
+    table = instantiate(cfg.embedding, class_names=list(split.class_names))
+    kw = dict(accelerator="cpu", logger=False, enable_progress_bar=False,
+              enable_model_summary=False, limit_test_batches=3)
+    dm = instantiate(cfg.data, _partial_=True)(split=split, normalize=preprocessing_for(None))
+
+    def fit(module, stage):
+        dm.stage = stage
+        ckpt = instantiate(cfg.callbacks[f"{stage}_checkpoint"], dirpath=str(tmp_path / stage))
+        L.Trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=1, callbacks=[ckpt],
+                  **kw).fit(module, datamodule=dm)
+        return module, ckpt.best_model_path
+
+    stage1, _ = fit(Stage1Module(
+        split=dataclasses.asdict(split), backbone=OmegaConf.to_container(cfg.model.backbone),
+        embed_dim=cfg.model.embed_dim, class_embeddings=torch.as_tensor(table),
+        loss=cfg.model.loss, optimizer=OmegaConf.to_container(cfg.optimizer)), "stage1")
+    trained, path = fit(Stage2Module.from_stage1(
+        stage1, optimizer=OmegaConf.to_container(cfg.stage2.optimizer)), "stage2")
+    loaded = Stage2Module.load_from_checkpoint(path, map_location="cpu")
+
+    def test(module):
+        L.Trainer(**kw).test(module, datamodule=dm, verbose=False)
+        hists = {v: m.compute().clone() for v, m in module.evaluator.matrices.items()}
+        return module.test_results[0], hists
+
+    scores, hists = test(trained)
+    again, hists_again = test(loaded)
+    image = next(iter(dm.test_dataloader()))["image"][:1]
+    with torch.no_grad():
+        outputs, outputs_again = trained.net.eval()(image), loaded.net.eval()(image)
+    for key in ("embedding", "seenmask"):
+        assert torch.equal(outputs[key], outputs_again[key]), key
+    assert torch.equal(loaded.class_embeddings, torch.as_tensor(table))  # the table's rows
+    assert hists.keys() == hists_again.keys() == {"fcn_je", "szn", "szn_ps"}
+    for v, h in hists.items():
+        assert h.sum() > 0 and torch.equal(h, hists_again[v]), v
+    assert scores.keys() == again.keys()
+    for v, s in scores.items():
+        for k, value in s.items():
+            assert (math.isnan(value) and math.isnan(again[v][k])) or value == again[v][k], k
 
 
 def test_stage2_starts_from_a_given_stage1_checkpoint(run_dir, voc_sample, word_vectors_dir,

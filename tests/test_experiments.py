@@ -72,3 +72,21 @@ def test_experiment_runs_to_its_metrics(experiment, voc_sample, context_sample,
     if experiment == "voc_21_0_0":
         log = (tmp_path / "csv" / "version_0" / "metrics.csv").read_text().splitlines()
         assert {row.split(",")[0] for row in log[1:]} == {"0", "1"}
+    if cfg.model.variant == "fcn_s":
+        _assert_fcn_s(payload)
+
+
+def _assert_fcn_s(payload: dict) -> None:
+    """The FCN-S run really trained FCN-32s + a softmax head over the 21 classes."""
+    import torch
+
+    from zss.modules import Stage1Module
+
+    module = Stage1Module.load_from_checkpoint(payload["stage1_ckpt"], map_location="cpu")
+    assert module.hparams.variant == "fcn_s" and module.hparams.loss == "ce"
+    assert module.class_embeddings is None and "stage2_ckpt" not in payload
+    net = module.net.eval()
+    assert net.embedding_head is None and net.seenmask_head is None
+    with torch.no_grad():
+        out = net(torch.zeros(1, 3, 40, 56))
+    assert set(out) == {"features", "logits"} and out["logits"].shape == (1, 21, 40, 56)

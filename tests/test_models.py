@@ -307,6 +307,28 @@ def test_predict_szn_follows_the_seenmask_and_ps_matches_gt_seenmask() -> None:
         predict_szn_ps(scores, torch.full((2, 8, 9), 9), seen, unseen)
 
 
+def test_predict_szn_on_a_hand_worked_example() -> None:
+    # classes 0, 1 seen (train_seen), 2, 3 unseen; one image of 1 x 5 pixels
+    seen = torch.tensor([True, True, False, False])
+    scores = torch.tensor([[0.9, 0.2, 0.5, 0.1],     # p0
+                           [-0.3, -0.6, 0.8, -0.1],  # p1: every seen cosine negative
+                           [0.1, 0.4, 0.3, 0.7],     # p2
+                           [0.6, 0.1, 0.2, 0.3],     # p3
+                           [0.9, 0.1, 0.2, 0.3]]     # p4
+                          ).T.reshape(1, 4, 1, 5)
+    logits = torch.tensor([[0.0, 1.0],   # p0 seen
+                           [0.0, 2.0],   # p1 seen: class 0 (-0.3), never the zeroed 2, 3
+                           [2.0, 1.0],   # p2 unseen: class 3 (0.7)
+                           [0.5, 0.5],   # p3 a tie counts as unseen: class 3 (0.3 > 0.2)
+                           [-1.0, 3.0]]  # p4 seen: class 0
+                          ).T.reshape(1, 2, 1, 5)
+    assert predict_szn(scores, logits, seen, ~seen).tolist() == [[[0, 0, 3, 3, 0]]]
+    # the perfect seenmask follows the labels: seen 1, unseen 2, void, seen 0, unseen 3
+    labels = torch.tensor([[[1, 2, IGNORE_INDEX, 0, 3]]])
+    assert predict_szn_ps(scores, labels, seen, ~seen).tolist() == [[[0, 2, 3, 0, 3]]]
+    assert predict_fcn_je(scores, torch.ones(4, dtype=torch.bool)).tolist() == [[[0, 2, 3, 0, 0]]]
+
+
 # ---------------------------------------------------------------- losses
 
 

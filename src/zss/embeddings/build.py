@@ -15,6 +15,8 @@ import numpy as np
 from gensim.models import KeyedVectors
 
 from zss.embeddings.classwords import CLASS_WORDS, MissingWordError, class_vectors, lookup_words
+from zss.embeddings.glove import GLOVE_SOURCE
+from zss.embeddings.glove import source_stamp as glove_stamp
 from zss.embeddings.sources import load_keyed_vectors, reading, word2vec_file
 from zss.embeddings.stream import iter_word2vec
 from zss.errors import EmbeddingError
@@ -156,6 +158,8 @@ def _cache_key(source: str, **params: object) -> dict:
     if path.is_file():
         st = path.stat()
         src = {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    elif source == GLOVE_SOURCE:  # the package's version and files, not only its name
+        src = {"name": source, **glove_stamp()}
     else:
         src = {"name": source}
     return {"version": _CACHE_VERSION, "source": src, **params}
@@ -215,7 +219,8 @@ def build_class_embeddings(
         pca_vocab: words the PCA is fitted on (the most frequent ones).
         cache_dir: if set, the result is stored there as ``classemb-<hash>.npy`` (written
             atomically) and later calls with the same inputs return it without loading the word
-            vectors. The hash covers the source (path, size and mtime for a file; the name
+            vectors. The hash covers the source (path, size and mtime for a file; for
+            ``"glove-6b-50d"`` the package version and its files' sizes and mtimes; the name
             otherwise), class names, their word lists, dim, normalisation, pca_vocab and limit.
             The ``"glove-6b-50d"`` source also keeps its converted vectors there.
         limit: use only the first ``limit`` words (see :func:`load_keyed_vectors`). The PCA

@@ -61,13 +61,29 @@ def package_files() -> tuple[Path, Path]:
     return root / _VECTORS, root / _VOCAB
 
 
+def package_version() -> str:
+    """The installed version of the package, or ``"not installed"``."""
+    try:
+        return metadata.version(PACKAGE)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def describe() -> str:
     """One line naming the source and the package version, for logs and ``metrics.json``."""
-    try:
-        version = metadata.version(PACKAGE)
-    except metadata.PackageNotFoundError:
-        version = "not installed"
-    return f"{GLOVE_SOURCE} (GloVe 6B 50-d, {PACKAGE} {version})"
+    return f"{GLOVE_SOURCE} (GloVe 6B 50-d, {PACKAGE} {package_version()})"
+
+
+def source_stamp() -> dict[str, object]:
+    """What identifies the installed vectors, for cache keys: the package version and the
+    path, size and modification time (ns) of each of its two files, so a reinstalled or
+    changed package is never taken for the cached one.
+
+    Raises:
+        ModuleNotFoundError: the package is not installed.
+    """
+    files = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in package_files()]
+    return {"package": PACKAGE, "version": package_version(), "files": files}
 
 
 def _convert(vectors: Path, vocab: Path) -> KeyedVectors:
@@ -90,7 +106,8 @@ def load_glove_6b_50d(cache_dir: str | os.PathLike | None = None) -> KeyedVector
         cache_dir: folder for the converted vectors. When given, the first call saves them as
             ``glove-6b-50d-<hash>/vectors.kv`` (written to a temporary folder, then renamed,
             so a crash never leaves half a cache) and later calls memory-map that file
-            read-only; the hash covers the package files' sizes and modification times.
+            read-only; the hash covers :func:`source_stamp` (package version, the files'
+            sizes and modification times).
             None converts in memory every time (about a second).
 
     Returns:
@@ -103,8 +120,7 @@ def load_glove_6b_50d(cache_dir: str | os.PathLike | None = None) -> KeyedVector
     vectors, vocab = package_files()
     if cache_dir is None:
         return _convert(vectors, vocab)
-    stamp = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in (vectors, vocab)]
-    key = hashlib.sha256(repr(stamp).encode()).hexdigest()[:16]
+    key = hashlib.sha256(repr(source_stamp()).encode()).hexdigest()[:16]
     folder = Path(cache_dir) / f"{GLOVE_SOURCE}-{key}"
     path = folder / "vectors.kv"
     with _quiet_gensim():

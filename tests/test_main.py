@@ -1,0 +1,123 @@
+"""`zss.run.main`, the Hydra entry point: the user-error boundary, wandb.finish after every
+job, the value it returns for sweeps, and a Hydra multirun of the demo."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+import zss.run
+
+REPO = Path(__file__).resolve().parents[1]
+# the generated benchmark, a few steps (as tests/test_experiments.py runs the demo)
+TINY_DEMO = ["data.dataset.lengths.train=64", "data.dataset.lengths.val=8",
+             "data.dataset.lengths.test=8", "data.dataset.size=32", "model.backbone.width=8",
+             "model.backbone.fc_width=16", "+trainer.limit_train_batches=4",
+             "+trainer.limit_val_batches=2", "stage1.max_epochs=1", "stage2.max_epochs=1",
+             "visualize=0", "explain=false"]
+
+
+def _demo_config(tmp_path, *overrides):
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        return compose("config", overrides=["+experiment=demo", f"paths.output_dir={tmp_path}",
+                                            f"paths.cache_dir={tmp_path / 'cache'}",
+                                            *TINY_DEMO, *overrides])
+
+
+@pytest.fixture
+def finished(monkeypatch):
+    """The calls of wandb.finish (replaced: no W&B run is started)."""
+    import wandb
+
+    calls = []
+    monkeypatch.setattr(wandb, "finish", lambda *a, **k: calls.append(a))
+    return calls
+
+
+def test_a_user_error_exits_2_with_one_paragraph_and_finishes_wandb(tmp_path, capsys,
+                                                                    finished):
+    cfg = _demo_config(tmp_path, "logger=wandb", "split.unseen=[sheep,trian]")
+    with pytest.raises(SystemExit) as info:
+        zss.run.main(cfg)
+    assert info.value.code == 2 and len(finished) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("\nzss: error: Invalid class split 'voc_17_2_2'") and "trian" in err
+    assert "Traceback" not in err and err.count("\n") == 2  # one paragraph
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_any_other_error_propagates_and_still_finishes_wandb(tmp_path, monkeypatch, finished):
+    def crash(cfg):
+        raise RuntimeError("a bug, not a user error")
+
+    monkeypatch.setattr(zss.run, "train_and_test", crash)
+    with pytest.raises(RuntimeError, match="a bug"):
+        zss.run.main(_demo_config(tmp_path, "logger=wandb"))
+    assert len(finished) == 1
+    with pytest.raises(RuntimeError, match="a bug"):  # no wandb logger: nothing to finish
+        zss.run.main(_demo_config(tmp_path))
+    assert len(finished) == 1
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ([], 0.25),                                           # the demo's test/szn/hiou
+    (["optimized_metric=test/szn/miou_unseen"], "nan"),   # computed, undefined
+    (["optimized_metric=test/szn/nothing"], "nan"),       # never computed: and a warning
+    (["optimized_metric=null"], None),
+    (["stages=[stage1,stage2]"], None),                   # no test, nothing to return
+])
+def test_the_returned_value_is_the_optimized_metric(tmp_path, monkeypatch, caplog, overrides,
+                                                    expected):
+    metrics = {"test/szn/hiou": 0.25, "test/szn/miou_unseen": math.nan}
+    monkeypatch.setattr(zss.run, "train_and_test", lambda cfg: {"metrics": metrics})
+    value = zss.run.main(_demo_config(tmp_path, *overrides))
+    assert math.isnan(value) if expected == "nan" else value == expected
+    assert ("test/szn/nothing was not computed" in caplog.text) == ("nothing" in str(overrides))
+
+
+RECORDER = '''
+import json
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+
+class RecordReturn(Callback):
+    """Writes what the launcher got back from each job (what a sweeper reads)."""
+
+    def on_job_end(self, config, job_return, **kwargs):
+        out = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
+        (out / "returned.json").write_text(json.dumps({"value": job_return.return_value}))
+'''
+
+
+@pytest.mark.slow
+def test_a_multirun_of_the_demo_gives_each_job_its_folder_and_returns_its_metric(
+        tmp_path, glove_cache):
+    (tmp_path / "recorder.py").write_text(RECORDER)
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "zss.run", "-m", "+experiment=demo", *TINY_DEMO,
+           "+trainer.limit_test_batches=2", f"paths.cache_dir={glove_cache}",
+           f"hydra.sweep.dir={sweep}", "+hydra.callbacks.record._target_=recorder.RecordReturn",
+           "optimized_metric=test/fcn_je/miou", "seed=1,2"]  # a score the seeds change
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+    assert (sweep / "multirun.yaml").is_file()
+    returned = {}
+    for job, seed in (("0", 1), ("1", 2)):
+        out = sweep / job
+        payload = json.loads((out / "metrics.json").read_text())
+        assert f"seed: {seed}\n" in (out / "config.yaml").read_text()
+        for stage in ("stage1_ckpt", "stage2_ckpt"):  # each job's checkpoints in its folder
+            assert Path(payload[stage]).parents[2] == out
+        returned[job] = json.loads((out / "returned.json").read_text())["value"]
+        assert returned[job] == payload["metrics"]["test/fcn_je/miou"] > 0
+    assert returned["0"] != returned["1"]
