@@ -171,10 +171,16 @@ def test_resume_refuses_what_it_cannot_continue(reference, tmp_path):
     assert with_overrides.returncode == 2 and "give it alone" in with_overrides.stderr
     before = {f: f.read_bytes() for f in ref_dir.rglob("*") if f.is_file()}
     into_a_run = _run(ref_dir, tmp_path / "cache")  # a new run pointed at a finished one
-    assert into_a_run.returncode == 2 and f"resume={ref_dir}" in into_a_run.stderr
-    after = {f: f.read_bytes() for f in ref_dir.rglob("*") if f.is_file()}
-    assert {f: after[f] for f in before if f.parent.name != ".hydra"} == \
-        {f: b for f, b in before.items() if f.parent.name != ".hydra"}  # Hydra's own record aside
+    assert into_a_run.returncode == 2 and "already holds a finished run" in into_a_run.stderr
+    # refused before Hydra starts: its .hydra/ record, which a resume reads, is untouched too
+    assert {f: f.read_bytes() for f in ref_dir.rglob("*") if f.is_file()} == before
+    killed = tmp_path / "killed"
+    (killed / "checkpoints" / "stage1").mkdir(parents=True)
+    into_killed = _run(killed, tmp_path / "cache")
+    assert into_killed.returncode == 2 and f"resume={killed}" in into_killed.stderr
+    assert sorted(p.name for p in killed.iterdir()) == ["checkpoints"]
     (tmp_path / "not_a_run").mkdir()
     not_a_run = _zss(f"resume={tmp_path / 'not_a_run'}")
     assert not_a_run.returncode == 2 and ".hydra/config.yaml" in not_a_run.stderr
+    missing = _zss(f"resume={tmp_path / 'missing'}")
+    assert missing.returncode == 2 and "no such folder" in missing.stderr

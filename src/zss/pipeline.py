@@ -172,8 +172,9 @@ def _resume_state(cfg: DictConfig, out: Path) -> dict[str, Any]:
         if is_global_zero() and ((out / "config.yaml").exists()
                                  or (out / "checkpoints").exists()):
             raise ConfigError(f"{out} already holds a run (config.yaml, checkpoints/): a new "
-                              "run never writes into it. Continue it with `python -m zss.run "
-                              f"resume={out}`, or give the new run another hydra.run.dir")
+                              "run never writes into it; give the new run another "
+                              f"hydra.run.dir (or, if it was killed, `python -m zss.run "
+                              f"resume={out}`)")
         return {}
     if not Path(resume).is_dir() or Path(resume).resolve() != out.resolve():
         raise ConfigError(f"resume={resume}: not a run directory (resume with "

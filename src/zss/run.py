@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import hydra
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from zss.errors import UserInputError
@@ -64,23 +65,46 @@ def main(cfg: DictConfig) -> float | None:
     return None
 
 
+def _holds_a_run(path: Path) -> bool:
+    return (path / "config.yaml").exists() or (path / "checkpoints").exists()
+
+
 def resume_arguments(argv: list[str]) -> list[str]:
-    """The command line that continues a run: ``resume=DIR`` (the only argument) becomes
-    Hydra's re-run of ``DIR/.hydra/config.yaml`` in ``DIR`` (``hydra.run.dir=DIR``, and
-    no second ``.hydra/`` record); any other command line is returned unchanged.
+    """The command line Hydra gets, checked before Hydra writes anything.
+
+    ``resume=DIR`` (the only argument) becomes Hydra's re-run of ``DIR/.hydra/config.yaml``
+    in ``DIR`` (``hydra.run.dir=DIR``, and no second ``.hydra/`` record). A new run whose
+    ``hydra.run.dir`` already holds a run is refused here, before Hydra would rewrite that
+    run's ``.hydra/`` record (which its resume reads). Any other command line, and the
+    command lines of DDP's other ranks (started with the rewritten arguments, after rank 0
+    wrote the run's files), are returned unchanged.
 
     Raises:
-        SystemExit: (status 2, with the reason) ``resume=`` with other arguments, or a
-            ``DIR`` without ``.hydra/config.yaml``.
+        SystemExit: (status 2, with the reason) ``resume=`` with other arguments, a ``DIR``
+            that does not exist or has no ``.hydra/config.yaml``, or a new run into a run's
+            directory.
     """
+    if rank_zero_only.rank != 0 or "hydra.output_subdir=null" in argv:
+        return argv
     resume = [a for a in argv[1:] if a.startswith(("resume=", "++resume=", "+resume="))]
     if not resume:
+        run_dirs = [Path(a.split("=", 1)[1]) for a in argv[1:] if a.startswith("hydra.run.dir=")]
+        if run_dirs and _holds_a_run(run_dirs[-1]):
+            done = (run_dirs[-1] / "metrics.json").is_file()
+            _exit(2, f"{run_dirs[-1]} already holds a {'finished ' if done else ''}run "
+                  "(config.yaml, checkpoints/): a new run never writes into it. "
+                  + ("Give the new run another hydra.run.dir." if done else
+                     f"Continue it with `python -m zss.run resume={run_dirs[-1]}`, or give "
+                     "the new run another hydra.run.dir."))
         return argv
     if len(argv) != 2:
         _exit(2, "resume=DIR continues a run with the config it was started with; give it "
               "alone (got " + " ".join(argv[1:]) + ")")
     run_dir = Path(resume[0].split("=", 1)[1]).expanduser().resolve()
     recorded = run_dir / ".hydra" / "config.yaml"
+    if not run_dir.is_dir():
+        _exit(2, f"cannot resume {run_dir}: no such folder; give the folder of a zss run "
+              "(outputs/<task_name>/<timestamp>/)")
     if not recorded.is_file():
         _exit(2, f"cannot resume {run_dir}: it has no .hydra/config.yaml (the config Hydra "
               "records for every run); give the folder of a zss run")
