@@ -6,7 +6,8 @@ line, then ``word<space><300 float32>\\n`` per word, ~360 MB) is generated once 
 class (``CLASS_WORDS``) are spread evenly over the vocabulary, so most of them lie beyond the
 first ``pca_vocab`` = 100,000 words, as rarer words do in GoogleNews.
 
-Each measurement runs in a fresh subprocess (so that the peak RSS, ``ru_maxrss``, is its own),
+Each measurement runs in a fresh subprocess and reports its own peak RSS (``VmHWM``, reset at
+the start of the measurement; checked against a child that allocates 500 MiB), run
 alternating, ``--reps`` times:
 
 - ``gensim full load``: ``KeyedVectors.load_word2vec_format(path, binary=True)``;
@@ -27,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -80,8 +80,26 @@ def generate(path: Path, n_words: int, seed: int = 0) -> None:
 
 
 # ---- child processes --------------------------------------------------------------------
+def _status_mb(field: str) -> float:
+    """``VmHWM`` (peak) or ``VmRSS`` (now) of this process from /proc, in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status (Linux only)")
+
+
+def _reset_peak() -> float:
+    """Reset this process's peak RSS to its current RSS and return that, in MiB.
+
+    ``ru_maxrss`` cannot be used: a child started by fork + exec inherits its parent's peak
+    in it, so every child reported the parent's. Writing 5 to /proc/self/clear_refs resets
+    ``VmHWM`` (Linux >= 4.0)."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_mb("VmRSS")
+
+
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    return _status_mb("VmHWM")
 
 
 def child(mode: str, path: str, out: str | None) -> None:
@@ -90,7 +108,7 @@ def child(mode: str, path: str, out: str | None) -> None:
     if mode == "gensim":
         from gensim.models import KeyedVectors
 
-        base = _rss_mb()
+        base = _reset_peak()
         t0 = time.perf_counter()
         kv = KeyedVectors.load_word2vec_format(path, binary=True)
         seconds = time.perf_counter() - t0
@@ -99,7 +117,7 @@ def child(mode: str, path: str, out: str | None) -> None:
         from zss.embeddings import build_class_embeddings
 
         voc = _voc_classes()
-        base = _rss_mb()
+        base = _reset_peak()
         cache = str(WORK / "cache") if mode == "zss_cached" else None
         t0 = time.perf_counter()
         emb = build_class_embeddings(voc, path, dim=J, pca_vocab=PCA_VOCAB,
@@ -114,7 +132,7 @@ def child(mode: str, path: str, out: str | None) -> None:
         from zss.embeddings import class_vectors
 
         voc = _voc_classes()
-        base = _rss_mb()
+        base = _reset_peak()
         t0 = time.perf_counter()
         kv = KeyedVectors.load_word2vec_format(path, binary=True)
         pca = PCA(n_components=J, svd_solver="full").fit(
@@ -123,6 +141,12 @@ def child(mode: str, path: str, out: str | None) -> None:
         emb = (emb / np.linalg.norm(emb, axis=1).max()).astype(np.float32)
         seconds = time.perf_counter() - t0
         np.save(out, emb)
+    elif mode == "calibrate":  # the measurement itself: a known 500 MiB must show as such
+        base = _reset_peak()
+        t0 = time.perf_counter()
+        block = np.ones(500 * 2**20, dtype=np.uint8)  # touched: resident
+        seconds = time.perf_counter() - t0
+        del block
     else:
         raise SystemExit(f"unknown child mode {mode!r}")
     print(json.dumps({"seconds": seconds, "peak_mb": _rss_mb(), "base_mb": base}))
@@ -163,6 +187,13 @@ def main() -> None:
     for stale in (WORK / "cache").glob("*.npy"):
         stale.unlink()
     run_child("zss_cached", path)  # fills the cache (untimed)
+    cal = run_child("calibrate", path)
+    cal_mb = cal["peak_mb"] - cal["base_mb"]
+    print(f"  check of the peak-RSS measurement: a child allocating 500 MiB reports "
+          f"+{cal_mb:.1f} MiB")
+    if not 450 <= cal_mb <= 550:
+        raise SystemExit("the per-child peak-RSS measurement is wrong on this machine "
+                         f"(+{cal_mb:.1f} MiB for 500 MiB): no memory figure is reported")
 
     results: dict[str, list[dict]] = {"gensim full load": [], "zss build": [],
                                       "zss cached build": []}
