@@ -47,6 +47,7 @@ from zss.modules.stage1 import epochs_within_image_budget
 from zss.resume import (
     AtomicCheckpointIO,
     LastCheckpoint,
+    holds_a_run,
     read_progress,
     write_atomic,
     write_progress,
@@ -143,17 +144,17 @@ def _fit(cfg: DictConfig, stage: str, module: L.LightningModule, dm, loggers: li
     """Train ``stage`` (from its ``last.ckpt`` when resuming and there is one); record it as
     finished in ``progress.json``; return the selected checkpoint."""
     trainer, ckpt = _trainer(cfg, stage, loggers, max_epochs)
+    last = next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint))
     module.leakage_guard = bool(cfg.get("leakage_guard", True))
     dm.stage = stage
-    last = out / "checkpoints" / stage / "last.ckpt"
-    resume_from = str(last) if cfg.get("resume") and last.is_file() else None
+    resume_from = str(last.path) if cfg.get("resume") and last.path.is_file() else None
     if resume_from:
         log.info("%s: resuming from %s", stage, resume_from)
     trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
     best = _best(ckpt)
     if resume_from:
-        step = next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint)).resumed_step
-        progress.setdefault("resumed", []).append({"stage": stage, "from_step": step})
+        progress.setdefault("resumed", []).append({"stage": stage,
+                                                   "from_step": last.resumed_step})
     progress.setdefault("completed", {})[stage] = best
     if is_global_zero():
         write_progress(out, progress)
@@ -169,8 +170,7 @@ def _resume_state(cfg: DictConfig, out: Path) -> dict[str, Any]:
     """
     resume = cfg.get("resume")
     if not resume:  # (rank 0 only: under DDP the other ranks start after it wrote)
-        if is_global_zero() and ((out / "config.yaml").exists()
-                                 or (out / "checkpoints").exists()):
+        if is_global_zero() and holds_a_run(out):
             raise ConfigError(f"{out} already holds a run (config.yaml, checkpoints/): a new "
                               "run never writes into it; give the new run another "
                               f"hydra.run.dir (or, if it was killed, `python -m zss.run "

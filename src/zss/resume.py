@@ -114,6 +114,12 @@ class LastCheckpoint(Checkpoint):
             self._rng_to_restore = None
 
 
+def holds_a_run(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` already holds a zss run (its ``config.yaml`` or
+    ``checkpoints/``), which a new run must never write into."""
+    return (Path(run_dir) / "config.yaml").exists() or (Path(run_dir) / "checkpoints").exists()
+
+
 def read_progress(run_dir: str | Path) -> dict[str, Any]:
     """A run's ``progress.json``: ``{"completed": {stage: selected checkpoint}, "resumed":
     [{"stage": ..., "from_step": ...}, ...]}``; ``{}`` when it has none (a new run)."""

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from zss.errors import UserInputError
 from zss.pipeline import train_and_test
+from zss.resume import holds_a_run
 
 log = logging.getLogger("zss")
 
@@ -65,10 +66,6 @@ def main(cfg: DictConfig) -> float | None:
     return None
 
 
-def _holds_a_run(path: Path) -> bool:
-    return (path / "config.yaml").exists() or (path / "checkpoints").exists()
-
-
 def resume_arguments(argv: list[str]) -> list[str]:
     """The command line Hydra gets, checked before Hydra writes anything.
 
@@ -89,7 +86,7 @@ def resume_arguments(argv: list[str]) -> list[str]:
     resume = [a for a in argv[1:] if a.startswith(("resume=", "++resume=", "+resume="))]
     if not resume:
         run_dirs = [Path(a.split("=", 1)[1]) for a in argv[1:] if a.startswith("hydra.run.dir=")]
-        if run_dirs and _holds_a_run(run_dirs[-1]):
+        if run_dirs and holds_a_run(run_dirs[-1]):
             done = (run_dirs[-1] / "metrics.json").is_file()
             _exit(2, f"{run_dirs[-1]} already holds a {'finished ' if done else ''}run "
                   "(config.yaml, checkpoints/): a new run never writes into it. "

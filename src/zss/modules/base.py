@@ -17,6 +17,7 @@ from zss.data.transforms import same_size_parts
 from zss.errors import UserInputError
 from zss.models import FCN32sBackbone, SmallBackbone, SZNNet
 from zss.modules.evaluation import ZeroShotEvaluator, predict_variants
+from zss.resume import LastCheckpoint
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {"fcn32s": FCN32sBackbone,
                                                   "small": SmallBackbone}
@@ -185,7 +186,7 @@ class ZeroShotModule(L.LightningModule):
         """
         if bool(torch.isfinite(loss)):
             return
-        last = next((c for c in self.trainer.callbacks if hasattr(c, "last_step")), None)
+        last = next((c for c in self.trainer.callbacks if isinstance(c, LastCheckpoint)), None)
         kept = (f"the last checkpoint written before it is kept: {last.path} (step "
                 f"{last.last_step})" if last is not None and last.last_step is not None
                 else "no checkpoint had been written in this stage yet")
