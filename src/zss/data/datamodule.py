@@ -78,6 +78,8 @@ class TransformedDataset(Dataset):
         self.transform = transform
         self.split = split
         self.indices = list(range(len(base))) if indices is None else list(indices)  # type: ignore[arg-type]
+        # stage 2 may see every class but U (computed once, not per item)
+        self._allowed = None if split is None else ~split.mask(split.unseen)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -88,8 +90,8 @@ class TransformedDataset(Dataset):
         with seeded(aug_seed):
             item["image"], item["label"] = self.transform(item["image"], item["label"])
         if self.split is not None:  # stage 2: the leakage guard before the target is built
-            check_no_leakage(item["label"][None], ~self.split.mask(self.split.unseen),
-                             [item.get("id", str(index))], "stage2", self.split)
+            check_no_leakage(item["label"][None], self._allowed, [item.get("id", str(index))],
+                             "stage2", self.split)
             item["seenmask"] = seenmask_target(item["label"], self.split)
         return item
 
