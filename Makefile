@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint demo bench clean
+.PHONY: help install test lint demo bench record clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ lint: $(STAMP) ## Lint with ruff
 
 bench: $(STAMP) ## Run the CPU benchmarks, ~7 min on 2 idle cores (figures: benchmarks/README.md)
 	$(PY) benchmarks/run_all.py $(BENCH)
+
+record: $(STAMP) ## Re-run demo + demo_density and rewrite experiments/results/ (RECORD="name ...")
+	$(PY) experiments/record.py $(RECORD)
 
 clean: ## Remove caches and Hydra outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache outputs multirun

@@ -72,7 +72,8 @@ def test_run_writes_its_files_and_table(run_dir, word_vectors_dir):
     # the class rows: the split's classes in label order, each with its set
     with open(out / "per_class_iou.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["class", "set", "iou/fcn_je", "iou/szn", "iou/szn_ps"]
+    assert list(rows[0]) == ["class", "set", "iou_percent/fcn_je", "iou_percent/szn",
+                             "iou_percent/szn_ps"]
     assert [r["class"] for r in rows] == list(VOC_CLASSES)
     sets = {"aeroplane": "train_unseen", "horse": "train_unseen", "sheep": "unseen",
             "train": "unseen"}
@@ -82,7 +83,7 @@ def test_run_writes_its_files_and_table(run_dir, word_vectors_dir):
     hists = json.loads((out / "confusion_matrices.json").read_text())
     assert hists["classes"] == list(VOC_CLASSES) and hists["test_images"] == 6
     for v in variants:
-        iou = [float(r[f"iou/{v}"]) for r in rows]
+        iou = [float(r[f"iou_percent/{v}"] or "nan") / 100 for r in rows]  # the screen's unit
         seen = [x for x, r in zip(iou, rows, strict=True) if r["set"] != "unseen"]
         unseen = [x for x, r in zip(iou, rows, strict=True) if r["set"] == "unseen"]
         a, b = _nanmean(seen), _nanmean(unseen)
@@ -267,7 +268,9 @@ def test_a_checkpoint_brings_its_preprocessing_and_refuses_a_contradicting_confi
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "contradicts the config" in proc.stderr and "model.backbone.weights" in proc.stderr
     assert "bgr=True" in proc.stderr and "Traceback" not in proc.stderr
-    assert not (tmp_path / "refused" / "metrics.json").exists()
+    marker = json.loads((tmp_path / "refused" / "metrics.json").read_text())
+    assert marker["status"] == "failed" and marker["metrics"] == {}  # marked, no scores
+    assert "contradicts the config" in marker["error"]
     # the matching config runs, with the checkpoint's preprocessing and embedding source
     proc = run_cli(*common, "model.backbone.weights=/w/vgg16_caffe.pth",
                    "model.backbone.weights_format=caffe", f"hydra.run.dir={tmp_path / 'ok'}")

@@ -64,7 +64,7 @@ def test_experiment_runs_to_its_metrics(experiment, voc_sample, context_sample,
     variants = _variants(cfg)
     assert {k.split("/")[1] for k in payload["metrics"]} == variants
     header = (tmp_path / "per_class_iou.csv").read_text().splitlines()[0]
-    assert set(header.split(",")[2:]) == {f"iou/{v}" for v in variants}
+    assert set(header.split(",")[2:]) == {f"iou_percent/{v}" for v in variants}
     assert payload["split"] == cfg.split.name and payload["test_images"] >= 1
     assert payload["class_set"] == (cfg.data.dataset.get("task") or cfg.split.classes)
     images = payload["images"]

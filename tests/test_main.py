@@ -48,7 +48,10 @@ def test_a_user_error_exits_2_with_one_paragraph_and_finishes_wandb(tmp_path, ca
     err = capsys.readouterr().err
     assert err.startswith("\nzss: error: Invalid class split 'voc_17_2_2'") and "trian" in err
     assert "Traceback" not in err and err.count("\n") == 2  # one paragraph
-    assert not (tmp_path / "metrics.json").exists()
+    # the run's folder says it failed, and why (the printed paragraph), with no scores
+    marker = json.loads((tmp_path / "metrics.json").read_text())
+    assert marker["status"] == "failed" and marker["metrics"] == {}
+    assert err == f"\nzss: error: {marker['error']}\n"
 
 
 def test_any_other_error_propagates_and_still_finishes_wandb(tmp_path, monkeypatch, finished):
@@ -109,6 +112,12 @@ def test_a_multirun_of_the_demo_gives_each_job_its_folder_and_returns_its_metric
         [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])}
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # output to a pipe: no progress bar (no carriage returns), one plain line per epoch,
+    # Lightning's notices once per process, no tips, no third-party deprecations
+    printed = proc.stdout + proc.stderr
+    assert "\r" not in printed and printed.count("stage 1 epoch 1/1: train/fcn_je/loss") == 2
+    assert printed.count("GPU available") == 1 and "Tip:" not in printed
+    assert "LeafSpec" not in printed and "Deprecat" not in printed
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
     assert (sweep / "multirun.yaml").is_file()
     returned = {}
@@ -119,5 +128,11 @@ def test_a_multirun_of_the_demo_gives_each_job_its_folder_and_returns_its_metric
         for stage in ("stage1_ckpt", "stage2_ckpt"):  # each job's checkpoints in its folder
             assert Path(payload[stage]).parents[2] == out
         returned[job] = json.loads((out / "returned.json").read_text())["value"]
+        # what the screen showed, kept in the run's folder: the table and the summary
+        results = (out / "results.txt").read_text()
+        assert results.split("\n\nMachine: ")[0] in proc.stdout
+        assert "Summary (percent):\n" in results and "\nFCN-JE " in results
+        assert f"seed {seed}." in results and "Machine: " in results
+        assert payload["status"] == "finished" and payload["paths"]["output_dir"] == str(out)
         assert returned[job] == payload["metrics"]["test/fcn_je/miou"] > 0
     assert returned["0"] != returned["1"]

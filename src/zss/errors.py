@@ -15,3 +15,14 @@ class EmbeddingError(UserInputError, ValueError):
     """Class embeddings that cannot be built or read: a j the source cannot give, a
     word-vector file in no supported format, a table whose rows do not match the classes.
     The message names the source or file and the config key to change."""
+
+
+def user_error(err: BaseException | None) -> BaseException | None:
+    """The user-input error behind ``err`` (a :class:`UserInputError` or a missing file),
+    following ``__cause__`` (Hydra wraps errors raised in ``instantiate``); None when the
+    error is not the user's."""
+    while err is not None:
+        if isinstance(err, (UserInputError, FileNotFoundError)):
+            return err
+        err = err.__cause__
+    return None

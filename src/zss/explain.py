@@ -18,7 +18,7 @@ import torch
 from zss.data.splits import ClassSplit
 from zss.metrics import per_class_iou
 
-__all__ = ["explain", "summary_table", "unseen_confusions"]
+__all__ = ["explain", "summary", "summary_table", "unseen_confusions"]
 
 SUMMARY_KEYS = (("miou", "mIoU"), ("miou_seen", "mIoU S"), ("miou_unseen", "mIoU U"),
                 ("hiou", "hIoU"), ("pixel_acc", "pix acc"))
@@ -39,6 +39,23 @@ def summary_table(scores: Mapping[str, Mapping[str, float]]) -> str:
         lines.append(f"{NAMES.get(v, v):<8}" + "".join(
             f"{'nan':>9}" if math.isnan(x) else f"{100 * x:9.1f}" for x in cells))
     return "\n".join(lines)
+
+
+def summary(scores: Mapping[str, Mapping[str, float]]) -> str:
+    """:func:`summary_table` plus, when SZN was evaluated, the seenmask's line: its recall of
+    "unseen" on train_unseen and on U pixels and its precision, in percent."""
+    text = summary_table(scores)
+    s = scores.get("szn", {})
+    if "seenmask_precision" in s:
+        text += ("\nseenmask: recall on train_unseen "
+                 + ", on U ".join(_num(s[k]) for k in ("seenmask_recall_train_unseen",
+                                                       "seenmask_recall_unseen"))
+                 + f", precision {_num(s['seenmask_precision'])}")
+    return text
+
+
+def _num(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:.1f}"
 
 
 def unseen_confusions(hist: torch.Tensor, split: ClassSplit) -> tuple[float, dict[str, str]]:
@@ -70,19 +87,18 @@ def explain(scores: Mapping[str, Mapping[str, float]], split: ClassSplit,
             and SZN-PS's IoU per U class (optional).
 
     Returns:
-        text: the summary table, the seenmask's recalls and precision, and a few sentences,
-        each chosen by comparing the values (differences of :data:`CLEAR_GAP` or more count
-        as clear). Without the three variants, only the table.
+        text: the seenmask's recalls and precision, and a few sentences, each chosen by
+        comparing the values (differences of :data:`CLEAR_GAP` or more count as clear); ""
+        without the three variants. (Every run prints :func:`summary` before it.)
     """
-    lines = [summary_table(scores)]
     if not {"fcn_je", "szn", "szn_ps"} <= set(scores):
-        return lines[0]
+        return ""
     hists = hists or {}
     je, szn, ps = scores["fcn_je"], scores["szn"], scores["szn_ps"]
     r_tu, r_u = szn["seenmask_recall_train_unseen"], szn["seenmask_recall_unseen"]
     prec = szn["seenmask_precision"]
     tu, uu = ", ".join(split.train_unseen), ", ".join(split.unseen)
-    lines += ["", _wrap(f"Seenmask (SZN): says \"unseen\" for {_pct(r_tu)} of the train_unseen "
+    lines = [_wrap(f"Seenmask (SZN): says \"unseen\" for {_pct(r_tu)} of the train_unseen "
                         f"pixels ({tu}) and for {_pct(r_u)} of the U pixels ({uu}); "
                         f"{_pct(prec)} of the pixels it calls unseen are not train_seen "
                         "(precision)."), ""]

@@ -35,11 +35,13 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from zss.checkpoints import embedding_source, load_stage1
+from zss.config_keys import check_config_keys
 from zss.config_types import check_config_types
+from zss.console import progress_callbacks, quiet_lightning
 from zss.data.files import DataError
 from zss.data.splits import ClassSplit, SplitError, split_from_config
-from zss.errors import ConfigError
-from zss.explain import explain
+from zss.errors import ConfigError, user_error
+from zss.explain import explain, summary
 from zss.models import load_pretrained, preprocessing_for_backbone
 from zss.modules import Stage1Module, Stage2Module
 from zss.modules.evaluation import format_table, table_csv
@@ -51,6 +53,14 @@ from zss.resume import (
     read_progress,
     write_atomic,
     write_progress,
+)
+from zss.run_record import (
+    machine,
+    recorded_config,
+    recorded_paths,
+    run_status,
+    tensor_sha256,
+    write_failure,
 )
 from zss.visualize import save_test_predictions
 
@@ -134,8 +144,10 @@ def _trainer(cfg: DictConfig, stage: str, loggers: list, max_epochs: int) -> tup
     last = LastCheckpoint(Path(cfg.paths.output_dir) / "checkpoints" / stage,
                           cfg.get("last_ckpt_every_n_steps"))
     # the best checkpoint first: last.ckpt, written after it, carries its updated record
-    trainer = instantiate(cfg.trainer, max_epochs=max_epochs, callbacks=[ckpt, last],
-                          logger=loggers or False, plugins=[AtomicCheckpointIO()])
+    progress, bar = progress_callbacks(stage, cfg.trainer)
+    trainer = instantiate(cfg.trainer, max_epochs=max_epochs, callbacks=[ckpt, last, *progress],
+                          logger=loggers or False, plugins=[AtomicCheckpointIO()],
+                          enable_progress_bar=bar)
     return trainer, ckpt
 
 
@@ -179,9 +191,9 @@ def _resume_state(cfg: DictConfig, out: Path) -> dict[str, Any]:
     if not Path(resume).is_dir() or Path(resume).resolve() != out.resolve():
         raise ConfigError(f"resume={resume}: not a run directory (resume with "
                           "`python -m zss.run resume=DIR`, DIR the folder of the run)")
-    if (out / "metrics.json").is_file():
-        raise ConfigError(f"the run in {out} finished (it has metrics.json): nothing to "
-                          "resume; start a new run instead")
+    if run_status(out) == "finished":
+        raise ConfigError(f"the run in {out} finished (its metrics.json has its results): "
+                          "nothing to resume; start a new run instead")
     if is_global_zero():
         for tmp in out.glob("**/.*.tmp-*"):  # a write the kill interrupted
             tmp.unlink()
@@ -199,27 +211,58 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
     """Run the configured stages; return the test metrics (flat ``test/<variant>/<metric>``
     keys under ``"metrics"``) plus run metadata, as written to ``metrics.json``.
 
+    A run that stops with an error (or is interrupted, e.g. Ctrl-C) leaves a ``metrics.json``
+    that says so (``status``: ``failed`` / ``interrupted``, ``error``: the reason), so that it
+    cannot be mistaken for a finished run (:func:`zss.run_record.write_failure`); a refused
+    run (a directory that holds another run) writes nothing.
+
     Raises:
         ConfigError, SplitError, DataError, FileNotFoundError: bad config or data (user
             errors, printed by ``zss.run`` as one paragraph).
     """
-    check_config_types(cfg)  # before anything is written or read
+    quiet_lightning()
     out = Path(cfg.paths.output_dir)
     progress = _resume_state(cfg, out)
+    meta: dict[str, Any] = {"status": "finished", "split": cfg.split.get("name"),
+                            "seed": cfg.get("seed")}
+    try:
+        return _train_and_test(cfg, out, progress, meta)
+    except BaseException as err:
+        if is_global_zero():
+            interrupted = isinstance(err, (KeyboardInterrupt, SystemExit))
+            message = (f"interrupted ({type(err).__name__}); continue it with "
+                       f"`python -m zss.run resume={out}`" if interrupted else failure_message(err))
+            if write_failure(out, "interrupted" if interrupted else "failed", message,
+                             meta) and interrupted:
+                log.error("Run interrupted: continue it with `python -m zss.run resume=%s`", out)
+        raise
+
+
+def failure_message(err: BaseException) -> str:
+    """The one paragraph that says why a run stopped: a user error's own message (the one
+    ``zss.run`` prints), else the exception's type and message."""
+    cause = user_error(err)
+    return str(cause) if cause is not None else f"{type(err).__name__}: {err}"
+
+
+def _train_and_test(cfg: DictConfig, out: Path, progress: dict[str, Any],
+                    meta: dict[str, Any]) -> dict[str, Any]:
+    check_config_keys(cfg)  # before anything is read
+    check_config_types(cfg)
     if is_global_zero() and not cfg.get("resume"):
         out.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        write_atomic(out / "config.yaml", OmegaConf.to_yaml(recorded_config(cfg)))
     L.seed_everything(cfg.seed, workers=True)
 
     split = split_from_config(**cfg.split)
     stages = check_stages(cfg, split)
-    meta: dict[str, Any] = {"split": split.name, "seed": cfg.seed}
+    meta.update(split=split.name, paths=recorded_paths(cfg), machine=machine())
     module: L.LightningModule | None = None
     if "stage1" in stages:  # a weights file of unknown format fails before anything is read
         backbone = OmegaConf.to_container(cfg.model.backbone)
     else:
         module = load_stage1(cfg.stage1_ckpt, cfg, split)
-        meta["stage1_ckpt"] = str(cfg.stage1_ckpt)
+        meta["stage1_ckpt"] = str(Path(cfg.stage1_ckpt).expanduser().resolve())
         backbone = dict(module.hparams.backbone)
     preprocessing = preprocessing_for_backbone(backbone)  # a checkpoint's, never the config's
     # the data first: a missing folder or list fails before weights or tables are fetched;
@@ -282,8 +325,9 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
         module = Stage2Module.load_from_checkpoint(meta["stage2_ckpt"], map_location="cpu")
     if progress.get("resumed"):
         meta["resumed"] = progress["resumed"]
-    meta.update(embedding_source=source, backbone=backbone,
-                preprocessing=dataclasses.asdict(preprocessing))
+    meta.update(embedding_source=source,
+                class_embeddings_sha256=tensor_sha256(getattr(module, "class_embeddings", None)),
+                backbone=backbone, preprocessing=dataclasses.asdict(preprocessing))
     results: dict[str, Any] = {}
     if "test" in stages:
         results = _test(cfg, module, dm, loggers, out, split, meta)
@@ -299,7 +343,9 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
 
 def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Path,
           split: ClassSplit, meta: dict[str, Any]) -> dict[str, float]:
-    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
+    progress, bar = progress_callbacks("test", cfg.trainer)
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=progress,
+                          enable_progress_bar=bar, enable_checkpointing=False)
     trainer.test(module, datamodule=dm, verbose=False)
     scores, table = module.test_results
     hists = {v: m.compute() for v, m in module.evaluator.matrices.items()}  # cached sums
@@ -315,12 +361,21 @@ def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Pa
         "matrices": {v: h.tolist() for v, h in hists.items()}}))
     source = meta["embedding_source"]
     source = f" (class embeddings: {source})" if source else ""
-    print(f"\nTest split '{cfg.data.test_set}' ({meta['test_images']} images), "
-          f"{split.name}{source}:\n{format_table(scores, table)}")
-    if cfg.get("explain"):
-        print("\n" + explain(scores, split, hists))
+    parts = [f"Test split '{cfg.data.test_set}' ({meta['test_images']} images), "
+             f"{split.name}{source}, IoU in percent:\n{format_table(scores, table)}",
+             f"Summary (percent):\n{summary(scores)}"]
+    reading = explain(scores, split, hists) if cfg.get("explain") else ""
+    if reading:
+        parts.append(reading)
     if cfg.get("visualize"):
         meta["predictions_png"] = str(save_test_predictions(
             module, dm.test_dataloader().dataset, int(cfg.visualize), out / "predictions.png"))
-        print(f"\nPredictions of {int(cfg.visualize)} test images: {meta['predictions_png']}")
+        parts.append(f"Predictions of {int(cfg.visualize)} test images: {meta['predictions_png']}")
+    text = "\n\n".join(parts)
+    print("\n" + text)
+    m = meta["machine"]
+    write_atomic(out / "results.txt", f"{text}\n\nMachine: {m['cpu']} ({m['cpu_cores']} "
+                 f"logical cores), GPU {m['gpu'] or 'none'}, torch {m['torch']}; seed "
+                 f"{meta['seed']}. Runs repeat exactly on one machine; the last digits may "
+                 "differ on another CPU model or a GPU.\n")
     return results

@@ -18,23 +18,19 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from zss.errors import UserInputError
+from zss.config_keys import check_config_keys
+from zss.config_types import check_config_types
+from zss.errors import user_error
 from zss.pipeline import train_and_test
 from zss.resume import holds_a_run
+from zss.run_record import run_status
 
 log = logging.getLogger("zss")
-
-
-def _user_error(err: BaseException | None) -> BaseException | None:
-    """The user-input error behind ``err`` (Hydra wraps errors raised in ``instantiate``)."""
-    while err is not None:
-        if isinstance(err, (UserInputError, FileNotFoundError)):
-            return err
-        err = err.__cause__
-    return None
 
 
 def _exit(status: int, message: str) -> None:
@@ -46,9 +42,12 @@ def _exit(status: int, message: str) -> None:
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``cfg.optimized_metric`` (NaN if it was not computed)."""
     try:
+        if cfg.get("dry_run"):
+            print(dry_run(cfg))
+            return None
         payload = train_and_test(cfg)
     except Exception as err:
-        cause = _user_error(err)
+        cause = user_error(err)
         if cause is None:
             raise
         _exit(2, str(cause))  # bad data or config: one paragraph, no traceback
@@ -64,6 +63,27 @@ def main(cfg: DictConfig) -> float | None:
             return math.nan
         return value
     return None
+
+
+def dry_run(cfg: DictConfig) -> str:
+    """What this job would run, after the checks a real run makes first (unknown keys, value
+    types): one line with the job's overrides, its output folder and the choices that matter.
+
+    Raises:
+        ConfigError: an unknown key or a value of the wrong type, as the real run would.
+    """
+    check_config_keys(cfg)
+    check_config_types(cfg)
+    hc = HydraConfig.get()
+    choices = hc.runtime.choices
+    job = f"job {hc.job.num}" if hc.mode == RunMode.MULTIRUN else "run"
+    overrides = " ".join(hc.overrides.task) or "(no overrides)"
+    stages = ",".join(cfg.stages)
+    return (f"dry run, {job}: {overrides}\n  would write {hc.runtime.output_dir}; split "
+            f"{cfg.split.name}, data {choices.get('data')}, model {choices.get('model')} "
+            f"(j={cfg.model.embed_dim}, loss {cfg.model.loss}), embedding "
+            f"{choices.get('embedding')}, optimizer {choices.get('optimizer')} (lr "
+            f"{cfg.optimizer.get('lr')}), seed {cfg.seed}, stages {stages}; nothing trained")
 
 
 def resume_arguments(argv: list[str]) -> list[str]:
@@ -87,7 +107,7 @@ def resume_arguments(argv: list[str]) -> list[str]:
     if not resume:
         run_dirs = [Path(a.split("=", 1)[1]) for a in argv[1:] if a.startswith("hydra.run.dir=")]
         if run_dirs and holds_a_run(run_dirs[-1]):
-            done = (run_dirs[-1] / "metrics.json").is_file()
+            done = run_status(run_dirs[-1]) == "finished"
             _exit(2, f"{run_dirs[-1]} already holds a {'finished ' if done else ''}run "
                   "(config.yaml, checkpoints/): a new run never writes into it. "
                   + ("Give the new run another hydra.run.dir." if done else

@@ -154,9 +154,14 @@ def format_table(scores: dict[str, dict[str, float]], table: list[dict[str, obje
 
 
 def table_csv(table: list[dict[str, object]]) -> str:
-    """The per-class rows of :meth:`ZeroShotEvaluator.compute` as CSV text."""
+    """The per-class rows of :meth:`ZeroShotEvaluator.compute` as CSV text, in the units of
+    the printed table: columns ``class``, ``set``, then ``iou_percent/<variant>`` (IoU × 100,
+    full precision; empty for NaN, a class absent from prediction and ground truth)."""
     f = io.StringIO(newline="")
-    writer = csv.DictWriter(f, fieldnames=list(table[0]))
+    rows = [{k.replace("iou/", "iou_percent/", 1): (v if not k.startswith("iou/") else
+                                                     "" if math.isnan(v) else 100 * v)
+             for k, v in row.items()} for row in table]
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
     writer.writeheader()
-    writer.writerows(table)
+    writer.writerows(rows)
     return f.getvalue()
