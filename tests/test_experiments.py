@@ -10,7 +10,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 REPO = Path(__file__).resolve().parents[1]
-EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+# the ablations are sweeps (hydra.mode: MULTIRUN): tests/test_ablations.py runs them as such
+EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")
+                     if not p.stem.startswith("ablation_"))
 LIMITS = ["+trainer.limit_train_batches=4", "+trainer.limit_val_batches=2",
           "+trainer.limit_test_batches=6", "++trainer.enable_progress_bar=false",
           "stage1.max_epochs=1", "stage2.max_epochs=1"]

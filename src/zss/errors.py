@@ -17,6 +17,13 @@ class EmbeddingError(UserInputError, ValueError):
     The message names the source or file and the config key to change."""
 
 
+class EmbeddingDimensionError(EmbeddingError):
+    """The configured class-embedding source cannot give this j: j above the word vectors'
+    dimension, or no published table for it. In a sweep (``-m``) such a job is recorded as
+    ``skipped`` with this message instead of failing (the embedding-dimension ablation asks
+    for j = 1 ... 300 of every source)."""
+
+
 def user_error(err: BaseException | None) -> BaseException | None:
     """The user-input error behind ``err`` (a :class:`UserInputError` or a missing file),
     following ``__cause__`` (Hydra wraps errors raised in ``instantiate``); None when the

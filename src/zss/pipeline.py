@@ -30,6 +30,8 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -40,7 +42,7 @@ from zss.config_types import check_config_types
 from zss.console import progress_callbacks, quiet_lightning
 from zss.data.files import DataError
 from zss.data.splits import ClassSplit, SplitError, split_from_config
-from zss.errors import ConfigError, user_error
+from zss.errors import ConfigError, EmbeddingDimensionError, user_error
 from zss.explain import explain, summary
 from zss.models import load_pretrained, preprocessing_for_backbone
 from zss.modules import Stage1Module, Stage2Module
@@ -214,7 +216,9 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
     A run that stops with an error (or is interrupted, e.g. Ctrl-C) leaves a ``metrics.json``
     that says so (``status``: ``failed`` / ``interrupted``, ``error``: the reason), so that it
     cannot be mistaken for a finished run (:func:`zss.run_record.write_failure`); a refused
-    run (a directory that holds another run) writes nothing.
+    run (a directory that holds another run) writes nothing. A sweep job whose j the
+    embedding source cannot give (:class:`~zss.errors.EmbeddingDimensionError`) is
+    ``skipped``: its ``metrics.json`` and the returned payload say so with the ``reason``.
 
     Raises:
         ConfigError, SplitError, DataError, FileNotFoundError: bad config or data (user
@@ -228,6 +232,13 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
     try:
         return _train_and_test(cfg, out, progress, meta)
     except BaseException as err:
+        if isinstance(user_error(err), EmbeddingDimensionError) and in_sweep():
+            # one j of a dimension sweep that the source cannot give: a result, not a crash
+            reason = failure_message(err)
+            log.warning("skipped: %s", reason)
+            if is_global_zero():
+                write_failure(out, "skipped", reason, meta)
+            return {**meta, "status": "skipped", "reason": reason, "metrics": {}}
         if is_global_zero():
             interrupted = isinstance(err, (KeyboardInterrupt, SystemExit))
             message = (f"interrupted ({type(err).__name__}); continue it with "
@@ -236,6 +247,12 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
                              meta) and interrupted:
                 log.error("Run interrupted: continue it with `python -m zss.run resume=%s`", out)
         raise
+
+
+def in_sweep() -> bool:
+    """Whether this process runs a job of a Hydra multirun (``-m``, or ``hydra.mode:
+    MULTIRUN`` in an experiment file)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def failure_message(err: BaseException) -> str:

@@ -56,6 +56,8 @@ def main(cfg: DictConfig) -> float | None:
             import wandb
 
             wandb.finish()
+    if payload.get("status") == "skipped":
+        return math.nan
     if cfg.get("optimized_metric") and "test" in cfg.stages:
         value = payload["metrics"].get(cfg.optimized_metric)
         if value is None:

@@ -97,7 +97,7 @@ def tensor_sha256(t: torch.Tensor | None) -> str | None:
 
 
 def run_status(run_dir: str | Path) -> str | None:
-    """``finished``, ``failed`` or ``interrupted`` from ``run_dir/metrics.json`` (a file
+    """``finished``, ``failed``, ``interrupted`` or ``skipped`` from ``run_dir/metrics.json`` (a file
     without ``status``, written before zss recorded it, counts as finished); None when the run
     has no ``metrics.json`` (running, killed, or never started)."""
     path = Path(run_dir) / METRICS
@@ -111,9 +111,10 @@ def run_status(run_dir: str | Path) -> str | None:
 
 def write_failure(run_dir: str | Path, status: str, message: str,
                   meta: dict[str, Any]) -> bool:
-    """Mark a run that stopped without results: ``metrics.json`` with ``status`` (``failed``
-    or ``interrupted``), ``error`` (the one-paragraph message), what the run had recorded so
-    far (``meta``) and no ``metrics``. A finished run's ``metrics.json`` is never replaced.
+    """Mark a run that stopped without results: ``metrics.json`` with ``status`` (``failed``,
+    ``interrupted``, or ``skipped``), the one-paragraph message (``error``; ``reason`` for a
+    skipped job), what the run had recorded so far (``meta``) and no ``metrics``. A finished
+    run's ``metrics.json`` is never replaced.
 
     Returns:
         whether the marker was written.
@@ -121,6 +122,7 @@ def write_failure(run_dir: str | Path, status: str, message: str,
     run_dir = Path(run_dir)
     if not run_dir.is_dir() or run_status(run_dir) == "finished":
         return False
-    payload = {**meta, "status": status, "error": message, "metrics": {}}
+    payload = {**meta, "status": status, "reason" if status == "skipped" else "error": message,
+               "metrics": {}}
     write_atomic(run_dir / METRICS, json.dumps(payload, indent=2, default=str))
     return True

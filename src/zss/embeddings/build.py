@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -19,7 +20,9 @@ from zss.embeddings.glove import GLOVE_SOURCE
 from zss.embeddings.glove import source_stamp as glove_stamp
 from zss.embeddings.sources import load_keyed_vectors, reading, word2vec_file
 from zss.embeddings.stream import iter_word2vec
-from zss.errors import EmbeddingError
+from zss.errors import EmbeddingDimensionError, EmbeddingError
+
+log = logging.getLogger(__name__)
 
 NORMALISATIONS = ("max_norm", "unit")
 SMALL_PCA_VOCAB = 0.1
@@ -265,6 +268,7 @@ def build_class_embeddings(
             Path(cache_dir) / f"classemb-{hashlib.sha256(blob.encode()).hexdigest()[:20]}.npy"
         )
         if cache_file.is_file():
+            log.info("class embeddings (j = %d from %s): cache hit %s", dim, source, cache_file)
             return np.load(cache_file)
 
     stream = word2vec_file(source)  # (path, binary) for a word2vec file, else None
@@ -272,7 +276,7 @@ def build_class_embeddings(
     kv = load_keyed_vectors(source, limit=limit, cache_dir=cache_dir, words=only)
     d = kv.vector_size
     if dim > d:
-        raise EmbeddingError(
+        raise EmbeddingDimensionError(
             f"model.embed_dim (j) = {dim} is larger than the dimension {d} of the word vectors "
             f"{source!r}, and a PCA can only reduce it: set model.embed_dim to at most {d}, or "
             "use word vectors with more dimensions (embedding=word2vec: GoogleNews, "
@@ -301,4 +305,6 @@ def build_class_embeddings(
 
     if cache_file is not None:
         _save_atomic(cache_file, emb)
+        log.info("class embeddings (j = %d from %s): built, cached in %s", dim, source,
+                 cache_file)
     return emb

@@ -21,7 +21,7 @@ import numpy as np
 
 from zss.data.splits import CONTEXT33_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
 from zss.embeddings.tables import load_table
-from zss.errors import EmbeddingError
+from zss.errors import EmbeddingDimensionError, EmbeddingError
 
 __all__ = ["PUBLISHED", "PublishedTable", "PublishedTableError", "load_published_table",
            "locate_published_table"]
@@ -35,6 +35,11 @@ _ZS3 = "https://raw.githubusercontent.com/valeoai/ZS3"
 class PublishedTableError(EmbeddingError):
     """A published table that is unknown, cannot be fetched, does not match its sha256, or
     has no row for a class of the run."""
+
+
+class UnpublishedDimensionError(PublishedTableError, EmbeddingDimensionError):
+    """No table of this source was published for the configured j (or the table's width is
+    another j): a job of an embedding-dimension sweep is skipped, not failed."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +146,7 @@ def locate_published_table(name: str, word_vectors_dir: str | os.PathLike | None
     if name not in PUBLISHED:
         folder = name.rsplit("/", 1)[0]
         known = sorted(n.rsplit("/", 1)[-1] for n in PUBLISHED if n.startswith(folder + "/"))
-        raise PublishedTableError(
+        raise (UnpublishedDimensionError if known else PublishedTableError)(
             f"no published table {name!r}"
             + (f"; {folder}/ has {known} (pick a model.embed_dim that has one, or build the "
                "vectors with embedding=word2vec)" if known else
@@ -229,7 +234,7 @@ def load_published_table(name: str, class_names: Sequence[str], dim: int | None 
     table = PUBLISHED[name]
     emb = load_table(path, class_names, row_names=table.rows, normalisation=normalisation)
     if dim is not None and emb.shape[1] != dim:
-        raise PublishedTableError(
+        raise UnpublishedDimensionError(
             f"the published table {name} is {emb.shape[1]}-d ({table.content}), but "
             f"model.embed_dim={dim}; a PCA to j needs the word vectors' vocabulary, not a "
             f"table: set model.embed_dim={emb.shape[1]} or use embedding=word2vec.")

@@ -1,0 +1,316 @@
+"""``python -m zss.report DIR``: the tables and plots of one run or a whole sweep.
+
+Reads every job under ``DIR`` (``DIR`` itself for a single run; ``DIR/<n>/`` for a Hydra
+multirun): its ``metrics.json`` (scores, status, embedding source, protocol), its
+``.hydra/overrides.yaml`` (what the job changed) and its ``.hydra/config.yaml``; writes into
+``DIR/report/``:
+
+- ``results.csv``: one row per job x variant (FCN-S, FCN-JE, SZN, SZN-PS, and any other
+  variant the run evaluated), scores in percent: pixel accuracy, mean accuracy, mIoU, fwIoU,
+  mIoU over seen (S = train_seen ∪ train_unseen) and unseen (U) classes, hIoU; the split,
+  the protocol, the embedding source and the seed;
+- ``results.md``: the same in the paper's layout, jobs that differ only in ``seed`` merged
+  into mean ± std (n), then every failed, skipped and unfinished job with its reason;
+- plots (PNG): mIoU (overall, S, U) against j when the jobs differ in ``model.embed_dim``
+  (log x axis), bars per value when they differ in ``model.loss`` or ``optimizer``, and the
+  training curves of every job (its CSV log, ``csv/version_*/metrics.csv``).
+
+Nothing else is written, and nothing of the runs is changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from zss.explain import NAMES
+
+COLUMNS = (("pixel_acc", "pix acc"), ("mean_acc", "mean acc"), ("miou", "mIoU"),
+           ("fwiou", "fwIoU"), ("miou_seen", "mIoU S"), ("miou_unseen", "mIoU U"),
+           ("hiou", "hIoU"))
+PLOTTED_AXES = {"model.embed_dim": "line", "model.loss": "bars", "optimizer": "bars"}
+
+
+@dataclass
+class Job:
+    """One run folder: its overrides, status and per-variant scores (fractions)."""
+
+    path: Path
+    overrides: list[str]
+    status: str
+    reason: str = ""
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """``{key: value}`` of the job's command-line overrides (``+``/``~`` stripped)."""
+        out = {}
+        for o in self.overrides:
+            key, _, value = o.lstrip("+~").partition("=")
+            out[key] = value
+        return out
+
+    def name(self, without: tuple[str, ...] = (), common: frozenset[str] = frozenset()) -> str:
+        """The job's overrides, as typed, without the keys in ``without`` and the overrides
+        in ``common`` (those every job of the sweep shares)."""
+        kept = [o for o in self.overrides if o.lstrip("+~").partition("=")[0] not in without
+                and o not in common]
+        return " ".join(kept) or "(the shared settings)"
+
+    def scores(self) -> dict[str, dict[str, float]]:
+        """``{variant: {metric: value}}`` from ``metrics.json`` (None -> NaN)."""
+        out: dict[str, dict[str, float]] = {}
+        for key, value in self.payload.get("metrics", {}).items():
+            _, variant, metric = key.split("/", 2)
+            out.setdefault(variant, {})[metric] = math.nan if value is None else float(value)
+        return out
+
+
+def find_jobs(root: str | Path) -> list[Job]:
+    """Every job folder under ``root`` (a folder with Hydra's ``.hydra/`` record or a
+    ``metrics.json``), in the order of their paths (job numbers sorted as numbers).
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist or holds no job.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder (give the folder of a run or a sweep)")
+    folders = {p.parent for p in root.rglob(".hydra")} | {p.parent for p in
+                                                          root.rglob("metrics.json")}
+    folders = {f for f in folders if "report" not in f.relative_to(root).parts}
+
+    def order(p: Path):
+        return [int(x) if x.isdigit() else x for x in p.relative_to(root).parts]
+
+    jobs = [_read_job(f) for f in sorted(folders, key=order)]
+    if not jobs:
+        raise FileNotFoundError(f"{root} holds no zss run (no .hydra/ or metrics.json "
+                                "below it)")
+    return jobs
+
+
+def _read_job(folder: Path) -> Job:
+    overrides_file = folder / ".hydra" / "overrides.yaml"
+    overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
+    overrides = [o for o in overrides or [] if not o.startswith(("hydra.", "paths."))]
+    metrics = folder / "metrics.json"
+    if not metrics.is_file():
+        return Job(folder, overrides, "unfinished",
+                   "no metrics.json: still running, killed, or stopped before it started "
+                   "(`python -m zss.run resume=DIR` continues a killed run)")
+    try:
+        payload = json.loads(metrics.read_text())
+    except ValueError as err:
+        return Job(folder, overrides, "unreadable", f"metrics.json: {err}")
+    status = payload.get("status", "finished")
+    reason = payload.get("error") or payload.get("reason") or ""
+    return Job(folder, overrides, status, reason, payload)
+
+
+def _pct(x: float) -> str:
+    return "" if math.isnan(x) else f"{100 * x:.2f}"
+
+
+def results_csv(jobs: list[Job]) -> str:
+    """One row per finished job x variant; scores in percent (empty when undefined)."""
+    f = io.StringIO(newline="")
+    writer = csv.writer(f)
+    writer.writerow(["job", "folder", "variant", *(f"{k}_percent" for k, _ in COLUMNS),
+                     "split", "protocol", "embedding_source", "seed"])
+    for job in jobs:
+        if job.status != "finished":
+            continue
+        for variant, s in job.scores().items():
+            writer.writerow([job.name(), str(job.path), NAMES.get(variant, variant),
+                             *(_pct(s.get(k, math.nan)) for k, _ in COLUMNS),
+                             job.payload.get("split"), job.payload.get("protocol", "szn"),
+                             job.payload.get("embedding_source"), job.payload.get("seed")])
+    return f.getvalue()
+
+
+def _mean_std(values: list[float]) -> str:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{100 * values[0]:.1f}"
+    return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
+
+
+def common_overrides(jobs: list[Job]) -> frozenset[str]:
+    """The overrides every job shares (all of them for a single job)."""
+    sets = [set(j.overrides) for j in jobs]
+    return frozenset(set.intersection(*sets)) if len(sets) > 1 else frozenset()
+
+
+def results_md(jobs: list[Job]) -> str:
+    """The paper-layout table (seeds merged into mean ± std (n)) and the jobs without
+    results."""
+    finished = [j for j in jobs if j.status == "finished"]
+    common = common_overrides(jobs)
+    groups: dict[str, list[Job]] = {}
+    for job in finished:
+        groups.setdefault(job.name(without=("seed",), common=common), []).append(job)
+    head = ["configuration", "variant", "n", *(t for _, t in COLUMNS), "protocol",
+            "embedding source"]
+    lines = ["Scores in percent; mean ± std over the seeds of a configuration (n runs)."
+             + (f" Every job: `{' '.join(sorted(common))}`." if common else ""), "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for config, members in groups.items():
+        variants = list(members[0].scores())
+        for variant in variants:
+            cells = [_mean_std([m.scores().get(variant, {}).get(k, math.nan)
+                                for m in members]) for k, _ in COLUMNS]
+            first = members[0].payload
+            lines.append("| " + " | ".join([config, NAMES.get(variant, variant),
+                                            str(len(members)), *cells,
+                                            str(first.get("protocol", "szn")),
+                                            str(first.get("embedding_source"))]) + " |")
+    rest = [j for j in jobs if j.status != "finished"]
+    if rest:
+        lines += ["", "Jobs without results:", ""]
+        lines += [f"- {j.status}: `{j.name(common=common)}` ({j.path}): {j.reason}"
+                  for j in rest]
+    return "\n".join(lines) + "\n"
+
+
+def _swept(jobs: list[Job]) -> dict[str, list[str]]:
+    values: dict[str, set[str]] = {}
+    for job in jobs:
+        for key, value in job.settings.items():
+            values.setdefault(key, set()).add(value)
+    return {k: sorted(v) for k, v in values.items() if len(v) > 1}
+
+
+def plots(jobs: list[Job], out: Path) -> list[Path]:
+    """The PNGs of :mod:`zss.report` for ``jobs``, written into ``out``; their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    finished = [j for j in jobs if j.status == "finished"]
+    for key, values in _swept(jobs).items():
+        kind = PLOTTED_AXES.get(key)
+        if kind is None or len(finished) < 2:
+            continue
+        variants = list(dict.fromkeys(v for j in finished for v in j.scores()))
+        fig, axes = plt.subplots(1, len(variants), figsize=(4.5 * len(variants), 3.6),
+                                 squeeze=False)
+        for ax, variant in zip(axes[0], variants, strict=True):
+            for metric, label in (("miou", "mIoU"), ("miou_seen", "mIoU S"),
+                                  ("miou_unseen", "mIoU U")):
+                xs, ys = [], []
+                for value in values:
+                    runs = [j for j in finished if j.settings.get(key) == value]
+                    vals = [j.scores().get(variant, {}).get(metric, math.nan) for j in runs]
+                    vals = [v for v in vals if not math.isnan(v)]
+                    if vals:
+                        xs.append(value)
+                        ys.append(100 * statistics.mean(vals))
+                if not ys:
+                    continue
+                if kind == "line":
+                    ax.plot([float(x) for x in xs], ys, marker="o", label=label)
+                else:
+                    offset = {"miou": -0.27, "miou_seen": 0.0, "miou_unseen": 0.27}[metric]
+                    ax.bar([values.index(x) + offset for x in xs], ys, width=0.27, label=label)
+            if kind == "line":
+                ax.set_xscale("log")
+                ax.set_xlabel("embedding dimension j")
+            else:
+                ax.set_xticks(range(len(values)), values)
+                ax.set_xlabel(key)
+            ax.set_title(NAMES.get(variant, variant))
+            ax.set_ylabel("percent")
+            ax.legend(fontsize=8)
+        skipped = [j.settings.get(key) for j in jobs if j.status == "skipped"]
+        if skipped:
+            fig.suptitle(f"skipped ({key}): {', '.join(str(s) for s in skipped)}", fontsize=9)
+        fig.tight_layout()
+        path = out / f"{'miou_vs_j' if key == 'model.embed_dim' else key.replace('.', '_')}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    curves = [(j, sorted(j.path.glob("csv/version_*/metrics.csv"))) for j in finished]
+    curves = [(j, c) for j, c in curves if c]
+    common = common_overrides(jobs)
+    if curves:
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        drawn = 0
+        for job, files in curves:
+            steps, losses = [], []
+            for file in files:
+                with open(file, newline="") as f:
+                    for row in csv.DictReader(f):
+                        loss = next((row[k] for k in row if k.startswith("train/")
+                                     and k.endswith("/loss") and "seenmask" not in k
+                                     and row[k]), None)
+                        if loss is not None:
+                            steps.append(int(row["step"]))
+                            losses.append(float(loss))
+            if losses:
+                ax.plot(steps, losses, label=job.name(common=common)[:60])
+                drawn += 1
+        ax.set_xlabel("stage-1 training step")
+        ax.set_ylabel("training loss")
+        if drawn:  # (a run shorter than trainer.log_every_n_steps logs no training loss)
+            ax.legend(fontsize=7)
+            fig.tight_layout()
+            path = out / "training_curves.png"
+            fig.savefig(path, dpi=100)
+            written.append(path)
+        plt.close(fig)
+    return written
+
+
+def report(root: str | Path) -> tuple[Path, str]:
+    """Write ``root/report/`` (results.csv, results.md, the plots); return the folder and the
+    markdown text.
+
+    Raises:
+        FileNotFoundError: ``root`` holds no run.
+    """
+    root = Path(root)
+    jobs = find_jobs(root)
+    out = root / "report"
+    out.mkdir(exist_ok=True)
+    (out / "results.csv").write_text(results_csv(jobs))
+    text = results_md(jobs)
+    written = plots(jobs, out)
+    if written:
+        text += "\nPlots: " + ", ".join(p.name for p in written) + "\n"
+    (out / "results.md").write_text(text)
+    return out, text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m zss.report",
+        description="Tables (results.md, results.csv) and plots of a zss run or sweep, "
+                    "written into DIR/report/.")
+    parser.add_argument("dir", help="the folder of a run (outputs/...) or a sweep "
+                                    "(multirun/<task_name>/<timestamp>)")
+    args = parser.parse_args(argv)
+    try:
+        out, text = report(args.dir)
+    except FileNotFoundError as err:
+        sys.exit(f"zss.report: error: {err}")
+    print(text)
+    print(f"Written to {out}/")
+
+
+if __name__ == "__main__":
+    main()
