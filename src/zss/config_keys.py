@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 
 from zss.errors import ConfigError
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"  # (a link to the repository's conf/)
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 OPEN = None
 """Marks a place in the tree of known keys below which anything is accepted (an empty

@@ -38,7 +38,7 @@ def _exit(status: int, message: str) -> None:
     sys.exit(status)
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``cfg.optimized_metric`` (NaN if it was not computed)."""
     try:
