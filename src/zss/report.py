@@ -236,9 +236,10 @@ def plots(jobs: list[Job], out: Path) -> list[Path]:
             ax.set_title(NAMES.get(variant, variant))
             ax.set_ylabel("percent")
             ax.legend(fontsize=8)
-        skipped = [j.settings.get(key) for j in jobs if j.status == "skipped"]
+        skipped = sorted({str(j.settings.get(key)) for j in jobs if j.status == "skipped"},
+                         key=lambda v: (len(v), v))
         if skipped:
-            fig.suptitle(f"skipped ({key}): {', '.join(str(s) for s in skipped)}", fontsize=9)
+            fig.suptitle(f"skipped ({key}): {', '.join(skipped)}", fontsize=9)
         fig.tight_layout()
         path = out / f"{'miou_vs_j' if key == 'model.embed_dim' else key.replace('.', '_')}.png"
         fig.savefig(path, dpi=100)
