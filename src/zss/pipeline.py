@@ -37,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from zss.checkpoints import embedding_source, load_stage1
 from zss.config_types import check_config_types
 from zss.data.files import DataError
+from zss.data.protocols import Protocol
 from zss.data.splits import ClassSplit, SplitError, split_from_config
 from zss.errors import ConfigError
 from zss.explain import explain
@@ -213,7 +214,10 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
 
     split = split_from_config(**cfg.split)
     stages = check_stages(cfg, split)
-    meta: dict[str, Any] = {"split": split.name, "seed": cfg.seed}
+    protocol = Protocol(**(cfg.get("protocol") or {}))  # runs recorded before it: szn
+    protocol.check(split)
+    meta: dict[str, Any] = {"split": split.name, "protocol": protocol.name,
+                            "protocol_rules": protocol.as_dict(), "seed": cfg.seed}
     module: L.LightningModule | None = None
     if "stage1" in stages:  # a weights file of unknown format fails before anything is read
         backbone = OmegaConf.to_container(cfg.model.backbone)
@@ -224,7 +228,8 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
     preprocessing = preprocessing_for_backbone(backbone)  # a checkpoint's, never the config's
     # the data first: a missing folder or list fails before weights or tables are fetched;
     # objects go in after instantiation (Hydra would turn a dataclass argument into a config)
-    dm = instantiate(cfg.data, _partial_=True)(split=split, normalize=preprocessing)
+    dm = instantiate(cfg.data, _partial_=True)(split=split, normalize=preprocessing,
+                                               protocol=protocol)
     training = bool({"stage1", "stage2"} & set(stages))
     _setup_data(dm, training)
     class_set = dm.class_set or split_classes(cfg)
@@ -316,7 +321,8 @@ def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Pa
     source = meta["embedding_source"]
     source = f" (class embeddings: {source})" if source else ""
     print(f"\nTest split '{cfg.data.test_set}' ({meta['test_images']} images), "
-          f"{split.name}{source}:\n{format_table(scores, table)}")
+          f"{split.name}, protocol {meta['protocol']}{source}:\n"
+          f"{format_table(scores, table)}")
     if cfg.get("explain"):
         print("\n" + explain(scores, split, hists))
     if cfg.get("visualize"):
