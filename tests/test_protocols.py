@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -16,6 +17,7 @@ from PIL import Image
 from zss.data import VOC20_CLASSES, VOC_CLASSES, VOCSegmentation
 from zss.data.protocols import ZS3_NAMES, ZS3_UNSEEN, Protocol, zs3_unseen
 from zss.data.splits import CONTEXT60_CLASSES, IGNORE_INDEX, split_from_config
+from zss.data.transforms import resize_label
 from zss.errors import ConfigError
 from zss.models import preprocessing_for_backbone
 
@@ -32,6 +34,12 @@ EXPECTED_COUNTS = {
     "zs3_voc_k8": (24, 29), "zs3_voc_k10": (19, 24),
     "spnet_voc_15_5": (44, 47),      # spnet: images kept, only those left with no class go
 }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """One presence cache for the module: each sample is scanned once per class set."""
+    return tmp_path_factory.mktemp("presence-cache")
 
 
 def _compose(experiment: str, *overrides: str):
@@ -51,7 +59,7 @@ def _datamodule(cfg):
 def _voc_cfg(experiment, voc_sample, cache):
     return _compose(experiment, "+debug=cpu", f"paths.data_dir={voc_sample}",
                     "data.train_set=train", "data.test_set=val", f"paths.cache_dir={cache}",
-                    "data.max_short_side=null")
+                    "data.max_short_side=48")
 
 
 def _raw_voc(voc_sample: Path, image_set: str) -> dict[str, np.ndarray]:
@@ -80,8 +88,8 @@ def direct_counts(raw: dict[str, np.ndarray], cfg) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("experiment", VOC_EXPERIMENTS)
-def test_image_counts_per_protocol_on_the_voc_sample(experiment, voc_sample, tmp_path):
-    cfg = _voc_cfg(experiment, voc_sample, tmp_path)
+def test_image_counts_per_protocol_on_the_voc_sample(experiment, voc_sample, cache):
+    cfg = _voc_cfg(experiment, voc_sample, cache)
     dm, _ = _datamodule(cfg)
     s = dm.summary()
     counts = (s["stage1_train"] + s["stage1_val"], s["stage2_train"] + s["stage2_val"])
@@ -103,13 +111,14 @@ def _expected_label(raw: np.ndarray, split, protocol: str, stage: str) -> np.nda
 
 
 @pytest.mark.parametrize("experiment", ["voc_17_2_2", "zs3_voc_k10", "spnet_voc_15_5"])
-def test_no_hidden_class_reaches_a_training_batch(experiment, voc_sample, tmp_path):
+def test_no_hidden_class_reaches_a_training_batch(experiment, voc_sample, cache):
     """Every stage-1 / stage-2 training and validation batch of the real loaders holds only
     the classes its stage may see; under spnet each image arrives with its U pixels (and, in
     stage 1, its train_unseen pixels) and its background as 255 -- the label's value counts
-    equal those of the PNG with these pixels voided (a flip keeps the counts) -- and the test
-    labels have background void too."""
-    cfg = _voc_cfg(experiment, voc_sample, tmp_path)
+    equal those of the PNG with these pixels voided, then resized as the loader resizes
+    (nearest neighbour: the mapping commutes with it; a flip keeps the counts) -- and the
+    test labels have background void too."""
+    cfg = _voc_cfg(experiment, voc_sample, cache)
     dm, split = _datamodule(cfg)
     raw = _raw_voc(voc_sample, "train")
     for stage in ("stage1", "stage2"):
@@ -122,7 +131,8 @@ def test_no_hidden_class_reaches_a_training_batch(experiment, voc_sample, tmp_pa
                 for image_id, label in zip(batch["id"], batch["label"], strict=True):
                     values = set(label.unique().tolist()) - {IGNORE_INDEX}
                     assert values and values <= allowed, (stage, image_id, values)
-                    expected = _expected_label(raw[image_id], split, cfg.protocol.name, stage)
+                    expected = resize_label(torch.from_numpy(_expected_label(
+                        raw[image_id], split, cfg.protocol.name, stage)), label.shape).numpy()
                     np.testing.assert_array_equal(
                         np.bincount(label.numpy().ravel(), minlength=256),
                         np.bincount(expected.ravel(), minlength=256), err_msg=image_id)
@@ -134,7 +144,8 @@ def test_no_hidden_class_reaches_a_training_batch(experiment, voc_sample, tmp_pa
         unseen_pixels = 0
         for batch in dm.test_dataloader():
             for image_id, label in zip(batch["id"], batch["label"], strict=True):
-                png = test_raw[image_id]
+                png = resize_label(torch.from_numpy(test_raw[image_id].astype(np.int64)),
+                                   label.shape).numpy()
                 assert (label.numpy()[png == 0] == IGNORE_INDEX).all()
                 np.testing.assert_array_equal(label.numpy()[(png > 0) & (png < 21)],
                                               png[(png > 0) & (png < 21)] - 1)
@@ -142,9 +153,9 @@ def test_no_hidden_class_reaches_a_training_batch(experiment, voc_sample, tmp_pa
         assert unseen_pixels > 0  # U is evaluated
 
 
-def test_context60_zs3_batches_hold_no_unseen_class(context_sample, tmp_path):
+def test_context60_zs3_batches_hold_no_unseen_class(context_sample, cache):
     cfg = _compose("zs3_context_k2", "+debug=cpu", f"paths.data_dir={context_sample}",
-                   f"paths.cache_dir={tmp_path}")
+                   f"paths.cache_dir={cache}")
     dm, split = _datamodule(cfg)
     # of the 5 images, one has motorbike (U: dropped), one car (train_unseen: stage 2 only)
     assert dm.summary()["stage1_train"] + dm.summary()["stage1_val"] == 3
@@ -208,11 +219,11 @@ def test_k_variants_are_k2_but_for_the_split(experiment):
 
 
 @pytest.mark.parametrize("k", KS)
-def test_context_k_variants_set_up_on_the_context_sample(k, context_sample, tmp_path):
+def test_context_k_variants_set_up_on_the_context_sample(k, context_sample, cache):
     """On the sample's 9-image `val` list (its 5-image `train` list leaves one stage-1
     image at K = 10): every stage has images to train on and to hold out."""
     cfg = _compose(f"zs3_context_k{k}", "+debug=cpu", f"paths.data_dir={context_sample}",
-                   "data.train_set=val", "data.test_set=train", f"paths.cache_dir={tmp_path}")
+                   "data.train_set=val", "data.test_set=train", f"paths.cache_dir={cache}")
     dm, _ = _datamodule(cfg)
     for stage in ("stage1", "stage2"):
         dm.require_holdout(stage)
