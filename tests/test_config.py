@@ -11,6 +11,8 @@ from zss.modules.base import param_groups
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 ORIGINAL_EPOCHS = {"voc_21_0_0": 30, "voc_9_2_10": 90, "voc_17_2_2": 36, "context_31_2_2": 59}
+# the peers' protocols: VOC at the longest original run (90: the image budget decides),
+# Context at the original's 59
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
@@ -28,16 +30,24 @@ def test_experiment_composes_with_the_paper_recipe(name):
         assert cfg.data.dataset._target_ == "zss.data.SyntheticSegmentation"
         return
     assert cfg.task_name == split.name
-    assert cfg.embedding._target_ == "zss.embeddings.load_published_table"  # the paper's
-    assert cfg.embedding.name.startswith("szn-original/")                   # tables
+    peer = cfg.protocol.name != "szn"
+    assert peer == name.startswith(("zs3_", "spnet_"))  # the paper experiments: szn
+    assert cfg.embedding._target_ == "zss.embeddings.load_published_table"  # published
+    if name.startswith("zs3_context"):  # ZS3Net's 60-class table: 300-d only
+        assert cfg.embedding.name == "zs3/pascalcontext_class_w2c.npy"
+        assert cfg.model.embed_dim == 300
+        cfg.model.embed_dim = 20  # (the rest of the recipe is the paper's)
+    else:
+        assert cfg.embedding.name.startswith("szn-original/")  # the paper's tables
     assert cfg.data.batch_size == 1 and cfg.data.crop_size is None  # full images, batch 1
     assert cfg.model.backbone.name == "fcn32s" and cfg.model.backbone.fc_width == 4096
     assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == 1e-5
     assert cfg.optimizer.bias_lr_factor == 2  # the original train.py, with Adam too
     # the original's stage-1 epochs per split (configs.py) and early stop (trainer_fcn.py)
-    assert cfg.stage1.max_epochs == ORIGINAL_EPOCHS[split.name]
-    assert cfg.stage1.max_image_steps == (247_000 if split.name.startswith("context")
-                                          else 425_000)
+    context = cfg.data.dataset._target_ == "zss.data.ContextSegmentation"
+    peer_epochs = 59 if context else 90
+    assert cfg.stage1.max_epochs == (peer_epochs if peer else ORIGINAL_EPOCHS[split.name])
+    assert cfg.stage1.max_image_steps == (247_000 if context else 425_000)
     if "stage2" in cfg.stages:
         assert cfg.stage2.max_epochs == 10 and cfg.stage2.optimizer.lr == 1e-3
         assert cfg.stage2.optimizer.bias_lr_factor == 1  # one Adam group in the original

@@ -139,3 +139,21 @@ def test_seenmask_scores_against_counting():
     assert s["seenmask_recall_unseen"] == pytest.approx((said_unseen & u).sum() / u.sum())
     tu = np.isin(t, [1, 13])
     assert s["seenmask_recall_train_unseen"] == pytest.approx((said_unseen & tu).sum() / tu.sum())
+
+
+def test_miou_unseen_nan0_counts_absent_unseen_classes_as_zero():
+    """ZS3Net's reading (np.nanmean(np.nan_to_num(iou[unseen]))) beside zss's nanmean: with
+    sheep (17) absent from truth and prediction, its IoU is NaN -- left out of miou_unseen,
+    counted as 0 in miou_unseen_nan0."""
+    trues, preds = random_maps(6, absent=(2, 17))
+    preds[preds == 17] = 0  # sheep never predicted either: empty union
+    _, iu, *_ = label_accuracy_score(trues, preds, C)
+    s = zero_shot_scores(torch_hist(trues, preds), SPLIT)
+    assert math.isnan(iu[17]) and not math.isnan(iu[19])
+    assert s["miou_unseen"] == pytest.approx(iu[19])
+    assert s["miou_unseen_nan0"] == pytest.approx(iu[19] / 2)
+    present = random_maps(7, absent=(2, 5))  # sheep and train present: the readings agree
+    s = zero_shot_scores(torch_hist(*present), SPLIT)
+    assert s["miou_unseen_nan0"] == pytest.approx(s["miou_unseen"])
+    no_unseen = ClassSplit("all", VOC_CLASSES, VOC_CLASSES)
+    assert math.isnan(zero_shot_scores(torch_hist(*present), no_unseen)["miou_unseen_nan0"])

@@ -114,7 +114,11 @@ def zero_shot_scores(hist: torch.Tensor, split: ClassSplit) -> dict[str, float]:
         :func:`segmentation_scores` plus ``miou_seen`` (S = train_seen ∪ train_unseen),
         ``miou_unseen`` (U), ``miou_train_seen``, ``miou_train_unseen`` and ``hiou`` (harmonic
         mean of ``miou_seen`` and ``miou_unseen``); means over classes whose IoU is defined,
-        NaN for an empty set.
+        NaN for an empty set. Also ``miou_unseen_nan0``: the mean over **every** U class
+        with an undefined IoU (empty union: absent and never predicted) counted as 0, as
+        ZS3Net's evaluator does (``np.nanmean(np.nan_to_num(iou[unseen]))``, valeoai/ZS3
+        ``zs3/utils/metrics.py``, ``Evaluator.Mean_Intersection_over_Union``), for
+        comparison with its numbers only; NaN without U.
 
     Raises:
         ValueError: the matrix size differs from the split's class count.
@@ -128,6 +132,9 @@ def zero_shot_scores(hist: torch.Tensor, split: ClassSplit) -> dict[str, float]:
                      ("miou_train_seen", split.train_seen_idx),
                      ("miou_train_unseen", split.train_unseen_idx)):
         out[key] = _nanmean(iou[idx]) if idx else math.nan
+    unseen = iou[split.unseen_idx].numpy()
+    out["miou_unseen_nan0"] = (float(np.nan_to_num(unseen, nan=0.0).mean()) if unseen.size
+                               else math.nan)
     out["hiou"] = harmonic_mean(out["miou_seen"], out["miou_unseen"])
     return out
 

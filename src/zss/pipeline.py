@@ -41,6 +41,7 @@ from zss.config_keys import check_config_keys
 from zss.config_types import check_config_types
 from zss.console import progress_callbacks, quiet_lightning
 from zss.data.files import DataError
+from zss.data.protocols import Protocol
 from zss.data.splits import ClassSplit, SplitError, split_from_config
 from zss.errors import ConfigError, EmbeddingDimensionError, user_error
 from zss.explain import explain, summary
@@ -273,7 +274,10 @@ def _train_and_test(cfg: DictConfig, out: Path, progress: dict[str, Any],
 
     split = split_from_config(**cfg.split)
     stages = check_stages(cfg, split)
-    meta.update(split=split.name, paths=recorded_paths(cfg), machine=machine())
+    protocol = Protocol(**(cfg.get("protocol") or {}))  # runs recorded before it: szn
+    protocol.check(split)
+    meta.update(split=split.name, protocol=protocol.name, protocol_rules=protocol.as_dict(),
+                paths=recorded_paths(cfg), machine=machine())
     module: L.LightningModule | None = None
     if "stage1" in stages:  # a weights file of unknown format fails before anything is read
         backbone = OmegaConf.to_container(cfg.model.backbone)
@@ -284,7 +288,8 @@ def _train_and_test(cfg: DictConfig, out: Path, progress: dict[str, Any],
     preprocessing = preprocessing_for_backbone(backbone)  # a checkpoint's, never the config's
     # the data first: a missing folder or list fails before weights or tables are fetched;
     # objects go in after instantiation (Hydra would turn a dataclass argument into a config)
-    dm = instantiate(cfg.data, _partial_=True)(split=split, normalize=preprocessing)
+    dm = instantiate(cfg.data, _partial_=True)(split=split, normalize=preprocessing,
+                                               protocol=protocol)
     training = bool({"stage1", "stage2"} & set(stages))
     _setup_data(dm, training)
     class_set = dm.class_set or split_classes(cfg)
@@ -379,7 +384,7 @@ def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Pa
     source = meta["embedding_source"]
     source = f" (class embeddings: {source})" if source else ""
     parts = [f"Test split '{cfg.data.test_set}' ({meta['test_images']} images), "
-             f"{split.name}{source}, IoU in percent:\n{format_table(scores, table)}",
+             f"{split.name}, protocol {meta['protocol']}{source}, IoU in percent:\n{format_table(scores, table)}",
              f"Summary (percent):\n{summary(scores)}"]
     reading = explain(scores, split, hists) if cfg.get("explain") else ""
     if reading:

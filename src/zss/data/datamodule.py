@@ -15,6 +15,10 @@ checkpoint selection — never the test split:
   each batch also carries ``"seenmask"``, the seenmask target of ``"label"``;
 - test: the whole ``test_set``, evaluation transforms.
 
+The ``protocol`` (:class:`~zss.data.protocols.Protocol`) decides what happens to a training
+image that shows a class its stage may not see: dropped by the stage filters (``szn``,
+``zs3``) or kept with those pixels set to void before any transform (``spnet``).
+
 Under DDP, validation and test shard their images without padding
 (:class:`~lightning.pytorch.overrides.distributed.UnrepeatedDistributedSampler`): Lightning's
 default ``DistributedSampler`` repeats images to fill the last round, which would count them
@@ -43,6 +47,7 @@ from zss.data.filters import (
     stage1_indices,
     stage2_indices,
 )
+from zss.data.protocols import Protocol
 from zss.data.sampling import SeededRandomSampler, seeded
 from zss.data.splits import IGNORE_INDEX, ClassSplit, SplitError
 from zss.data.transforms import EvalTransform, Normalize, TrainTransform, pad_collate
@@ -66,6 +71,9 @@ class TransformedDataset(Dataset):
         split: adds ``"seenmask"`` when given.
         indices: the items of ``base`` it serves (position ``i`` is ``base[indices[i]]``);
             None for all.
+        label_table: int64 (256,) map applied to every raw label before the transform (the
+            protocol's voiding, :meth:`~zss.data.protocols.Protocol.label_table`); None for
+            none.
 
     A key is a position or ``(position, augmentation_seed)``
     (:class:`~zss.data.sampling.SeededRandomSampler`); with a seed the transform's random
@@ -73,8 +81,10 @@ class TransformedDataset(Dataset):
     """
 
     def __init__(self, base: Dataset, transform: Callable, split: ClassSplit | None = None,
-                 indices: Sequence[int] | None = None):
+                 indices: Sequence[int] | None = None,
+                 label_table: torch.Tensor | None = None):
         self.base = base
+        self.label_table = label_table
         self.transform = transform
         self.split = split
         self.indices = list(range(len(base))) if indices is None else list(indices)  # type: ignore[arg-type]
@@ -87,6 +97,8 @@ class TransformedDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         index, aug_seed = key if isinstance(key, tuple) else (key, None)
         item = dict(self.base[self.indices[index]])
+        if self.label_table is not None:
+            item["label"] = self.label_table[item["label"]]
         with seeded(aug_seed):
             item["image"], item["label"] = self.transform(item["image"], item["label"])
         if self.split is not None:  # stage 2: the leakage guard before the target is built
@@ -117,6 +129,9 @@ class ZSSDataModule(L.LightningDataModule):
             its random scale range.
         max_short_side: optional downscale bound for every split (None = full resolution).
         seed: seed of the held-out split, of the training order and of its augmentation.
+        protocol: the benchmark protocol (None: ``szn``); its ``unseen_training_images``
+            rule decides whether a training image with a class its stage may not see is
+            dropped or kept with those pixels void.
 
     Attributes:
         stage: ``"stage1"`` or ``"stage2"``; the train/val loaders serve this stage.
@@ -134,8 +149,10 @@ class ZSSDataModule(L.LightningDataModule):
                  holdout_fraction: float = 0.1, batch_size: int = 1, eval_batch_size: int = 1,
                  num_workers: int = 0, crop_size: int | tuple[int, int] | None = None,
                  max_short_side: int | None = None, seed: int = 0,
-                 scale_range: tuple[float, float] = (0.5, 2.0)) -> None:
+                 scale_range: tuple[float, float] = (0.5, 2.0),
+                 protocol: Protocol | None = None) -> None:
         super().__init__()
+        self.protocol = protocol or Protocol()
         if not 0.0 <= holdout_fraction < 1.0:
             raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}.")
         self.dataset_factory = dataset
@@ -205,8 +222,10 @@ class ZSSDataModule(L.LightningDataModule):
                 f"({IGNORE_INDEX}; e.g. {self._id(base, 0)}): there is nothing to train on. "
                 "The labels were probably written with the wrong values or mode: check them, "
                 "or regenerate them (python -m zss.data.convert_sbd / convert_context).")
-        s1 = stage1_indices(presence, self.split)
-        s2 = stage2_indices(presence, self.split)
+        s1 = stage1_indices(self.protocol.training_presence(presence, self.split, "stage1"),
+                            self.split)
+        s2 = stage2_indices(self.protocol.training_presence(presence, self.split, "stage2"),
+                            self.split)
         s1_train, s1_held = holdout_split(s1, self.holdout_fraction, self.seed)
         only_s2 = sorted(set(s2) - set(s1))
         extra_train, extra_held = holdout_split(only_s2, self.holdout_fraction, self.seed)
@@ -300,8 +319,8 @@ class ZSSDataModule(L.LightningDataModule):
             shown = [self._id(base, i) for i in self.all_void[:MAX_NAMED]]  # type: ignore[arg-type]
             void = (f"; {len(self.all_void)} left out, their label all void: "
                     + ", ".join(shown) + (", …" if len(self.all_void) > MAX_NAMED else ""))
-        return (f"split {self.split.name} on '{self.train_set}' ({s['train_list']} images"
-                f"{void}): "
+        return (f"split {self.split.name}, {self.protocol.describe()}, on '{self.train_set}' "
+                f"({s['train_list']} images{void}): "
                 f"stage 1: {s['stage1_train']} train / {s['stage1_val']} held-out images; "
                 f"stage 2: {s['stage2_train']} train / {s['stage2_val']} held-out images; "
                 f"test '{self.test_set}': {s['test']} images")
@@ -332,7 +351,9 @@ class ZSSDataModule(L.LightningDataModule):
         self._setup_train()
         seenmask = self.split if self._stage == "stage2" else None
         return TransformedDataset(self._train_base, transform, seenmask,  # type: ignore[arg-type]
-                                  indices=self.parts[f"{self._stage}_{part}"])
+                                  indices=self.parts[f"{self._stage}_{part}"],
+                                  label_table=self.protocol.label_table(self.split,
+                                                                        self._stage))
 
     def train_dataloader(self) -> DataLoader:
         """The training images of :attr:`stage`, in the order of

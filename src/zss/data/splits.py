@@ -31,6 +31,10 @@ VOC_CLASSES: tuple[str, ...] = (
 )  # fmt: skip
 """The 21 PASCAL VOC classes in label-index order (0 = background)."""
 
+VOC20_CLASSES: tuple[str, ...] = VOC_CLASSES[1:]
+"""The 20 VOC object classes, index 0 = aeroplane: the SPNet protocol's class set, in which
+background is no class and its pixels are void (VOC label value ``v`` becomes ``v - 1``)."""
+
 CONTEXT33_CLASSES: tuple[str, ...] = VOC_CLASSES[1:] + (
     "sky", "grass", "ground", "road", "building", "tree", "water", "mountain", "wall",
     "floor", "track", "keyboard", "ceiling",
@@ -52,7 +56,8 @@ CONTEXT60_CLASSES: tuple[str, ...] = ("background",) + CONTEXT59_CLASSES
 """The 59 classes plus ``background`` (index 0) for every other labelled pixel: the ZS3
 protocol's 60 classes (``classes-59.txt`` with its background)."""
 
-CLASS_LISTS: dict[str, tuple[str, ...]] = {"voc": VOC_CLASSES, "context33": CONTEXT33_CLASSES,
+CLASS_LISTS: dict[str, tuple[str, ...]] = {"voc": VOC_CLASSES, "voc20": VOC20_CLASSES,
+                                           "context33": CONTEXT33_CLASSES,
                                            "context59": CONTEXT59_CLASSES,
                                            "context60": CONTEXT60_CLASSES}
 

@@ -22,10 +22,17 @@ import numpy as np
 
 from zss.data.base import ListSegmentation, Transform, read_id_list
 from zss.data.files import DataError, read_image, read_label, read_label_array, voc_colormap
-from zss.data.splits import VOC_CLASSES
+from zss.data.splits import IGNORE_INDEX, VOC20_CLASSES, VOC_CLASSES
 
-__all__ = ["DataError", "LABEL_DIRS", "PACKAGED_LISTS", "VOCSegmentation", "read_image",
-           "read_label", "resolve_voc_root", "voc_colormap"]
+__all__ = ["DataError", "LABEL_DIRS", "PACKAGED_LISTS", "VOCSegmentation", "VOC_TASKS",
+           "read_image", "read_label", "resolve_voc_root", "voc_colormap"]
+
+VOC_TASKS = ("voc", "voc20")
+"""The class sets a VOC run may name (``data.dataset.task``): ``voc`` (21 classes,
+background = 0) or ``voc20`` (the 20 object classes, background void: the SPNet protocol)."""
+_TO_VOC20 = np.arange(256, dtype=np.uint8)
+_TO_VOC20[0] = IGNORE_INDEX  # background -> void
+_TO_VOC20[1:21] -= 1         # aeroplane ... tvmonitor -> 0 ... 19; other values kept (errors)
 
 PACKAGED_LISTS = Path(__file__).with_name("lists")
 """The paper's id lists shipped with zss: ``sbd_train.txt`` (8,498 SBD train ids, the
@@ -89,21 +96,28 @@ class VOCSegmentation(ListSegmentation):
             image set (:data:`LABEL_DIRS`): ``SegmentationClassSBD`` for ``sbd_train`` (SBD's
             labels), ``SegmentationClassAug`` for ``train_aug`` (both written by
             ``python -m zss.data.convert_sbd``), else ``SegmentationClass`` (VOC's own).
+        task: the class set (:data:`VOC_TASKS`): ``"voc"`` (21 classes, the PNG values) or
+            ``"voc20"`` (the 20 object classes, SPNet's protocol: PNG value ``v`` in 1-20
+            becomes ``v - 1``, background 0 becomes void 255).
 
     Items are ``dict(image, label, id)``: without a transform, image is uint8 (3, H, W) RGB
     and label int64 (H, W); with one, whatever it returns.
 
     Raises:
         DataError: a missing root or list (the message lists the lists that exist), an id
-            listed twice, or ids whose JPEG or PNG is missing (checked for every id at
-            construction); reading an item raises it for a bad label or an image/label size
+            listed twice, ids whose JPEG or PNG is missing (checked for every id at
+            construction) or an unknown ``task``; reading an item raises it for a bad label or an image/label size
             mismatch.
     """
 
     def __init__(self, root: str | os.PathLike, image_set: str = "train",
                  transform: Transform | None = None, num_classes: int = 21,
                  cache_dir: str | os.PathLike | None = None,
-                 label_dir: str | None = None) -> None:
+                 label_dir: str | None = None, task: str = "voc") -> None:
+        if task not in VOC_TASKS:
+            raise DataError(f"data.dataset.task={task!r} is no VOC class set; use one of "
+                            f"{list(VOC_TASKS)} (voc20: background void, the SPNet protocol).")
+        self.task = task
         self.root = resolve_voc_root(root)
         label_dir = label_dir or LABEL_DIRS.get(image_set, "SegmentationClass")
         self.label_dir = self.root / label_dir
@@ -115,9 +129,11 @@ class VOCSegmentation(ListSegmentation):
         hint = f" (the lists in {seg_dir} are {sets})" if sets else f" ({seg_dir} holds no lists)"
         names = (VOC_CLASSES if num_classes == 21
                  else tuple(f"class{i}" for i in range(int(num_classes))))
+        class_set = "voc" if num_classes == 21 else f"voc{int(num_classes)}"
+        if task == "voc20":
+            names, class_set = VOC20_CLASSES, "voc20"
         super().__init__(read_id_list(list_file, hint), list_file, image_set,
-                         self.root / "JPEGImages", names,
-                         "voc" if num_classes == 21 else f"voc{int(num_classes)}",
+                         self.root / "JPEGImages", names, class_set,
                          transform=transform, cache_dir=cache_dir,
                          missing_hint=_missing_hint(list_file, image_set, label_dir))
 
@@ -125,10 +141,11 @@ class VOCSegmentation(ListSegmentation):
         return self.label_dir / f"{id_}.png"
 
     def read_label_array(self, id_: str) -> np.ndarray:
-        return read_label_array(self.label_path(id_))
+        array = read_label_array(self.label_path(id_))
+        return _TO_VOC20[array] if self.task == "voc20" else array
 
     def cache_params(self) -> list:
-        return [str(self.label_dir)]
+        return [str(self.label_dir), self.task]
 
     def __repr__(self) -> str:
         return (f"VOCSegmentation(root={str(self.root)!r}, image_set={self.image_set!r}, "

@@ -145,7 +145,7 @@ def format_table(scores: dict[str, dict[str, float]], table: list[dict[str, obje
                      + "".join(pct(row[f"iou/{v}"]) for v in variants))
     lines.append("-" * len(head))
     keys = ["pixel_acc", "mean_acc", "miou", "fwiou", "miou_seen", "miou_unseen",
-            "miou_train_seen", "miou_train_unseen", "hiou"]
+            "miou_train_seen", "miou_train_unseen", "hiou", "miou_unseen_nan0"]
     if "szn" in scores:
         keys += [k for k in scores["szn"] if k.startswith("seenmask_")]
     for k in keys:
