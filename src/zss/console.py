@@ -93,6 +93,9 @@ class EpochLines(Callback):
         self.stage = STAGE_NAMES.get(stage, stage)
         self._start = 0.0
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.monotonic()  # a fit resumed mid-epoch gets no epoch start
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.monotonic()
 

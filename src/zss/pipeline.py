@@ -40,11 +40,13 @@ from zss.checkpoints import embedding_source, load_stage1
 from zss.config_keys import check_config_keys
 from zss.config_types import check_config_types
 from zss.console import progress_callbacks, quiet_lightning
+from zss.dashboards import WandbLogger
 from zss.data.files import DataError
 from zss.data.protocols import Protocol
 from zss.data.splits import ClassSplit, SplitError, split_from_config
 from zss.errors import ConfigError, EmbeddingDimensionError, user_error
 from zss.explain import explain, summary
+from zss.launchers import cluster_plugins, scheduler_job
 from zss.models import load_pretrained, preprocessing_for_backbone
 from zss.modules import Stage1Module, Stage2Module
 from zss.modules.evaluation import format_table, table_csv
@@ -149,7 +151,8 @@ def _trainer(cfg: DictConfig, stage: str, loggers: list, max_epochs: int) -> tup
     # the best checkpoint first: last.ckpt, written after it, carries its updated record
     progress, bar = progress_callbacks(stage, cfg.trainer)
     trainer = instantiate(cfg.trainer, max_epochs=max_epochs, callbacks=[ckpt, last, *progress],
-                          logger=loggers or False, plugins=[AtomicCheckpointIO()],
+                          logger=loggers or False,
+                          plugins=[AtomicCheckpointIO(), *cluster_plugins()],
                           enable_progress_bar=bar)
     return trainer, ckpt
 
@@ -269,6 +272,10 @@ def _train_and_test(cfg: DictConfig, out: Path, progress: dict[str, Any],
     check_config_types(cfg)
     if is_global_zero() and not cfg.get("resume"):
         out.mkdir(parents=True, exist_ok=True)
+        job = scheduler_job()
+        if job is not None:  # first: a requeue of this job recognises its run by it
+            progress["job"] = job
+            write_progress(out, progress)
         write_atomic(out / "config.yaml", OmegaConf.to_yaml(recorded_config(cfg)))
     L.seed_everything(cfg.seed, workers=True)
 
@@ -319,6 +326,9 @@ def _train_and_test(cfg: DictConfig, out: Path, progress: dict[str, Any],
 
     # one set of loggers for all stages: one W&B run / one CSV file per job
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
+    for lg in loggers:
+        if isinstance(lg, WandbLogger) and is_global_zero():
+            lg.log_config(recorded_config(cfg))  # the resolved config, paths absolute
     done = progress.get("completed", {})
     if "stage1" in stages:
         if "stage1" in done:
@@ -367,7 +377,8 @@ def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Pa
           split: ClassSplit, meta: dict[str, Any]) -> dict[str, float]:
     progress, bar = progress_callbacks("test", cfg.trainer)
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=progress,
-                          enable_progress_bar=bar, enable_checkpointing=False)
+                          enable_progress_bar=bar, enable_checkpointing=False,
+                          plugins=cluster_plugins())
     trainer.test(module, datamodule=dm, verbose=False)
     scores, table = module.test_results
     hists = {v: m.compute() for v, m in module.evaluator.matrices.items()}  # cached sums
@@ -389,6 +400,9 @@ def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Pa
     reading = explain(scores, split, hists) if cfg.get("explain") else ""
     if reading:
         parts.append(reading)
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            lg.log_evaluation(module, dm.test_dataloader().dataset, table)
     if cfg.get("visualize"):
         meta["predictions_png"] = str(save_test_predictions(
             module, dm.test_dataloader().dataset, int(cfg.visualize), out / "predictions.png"))

@@ -122,7 +122,9 @@ def holds_a_run(run_dir: str | Path) -> bool:
 
 def read_progress(run_dir: str | Path) -> dict[str, Any]:
     """A run's ``progress.json``: ``{"completed": {stage: selected checkpoint}, "resumed":
-    [{"stage": ..., "from_step": ...}, ...]}``; ``{}`` when it has none (a new run)."""
+    [{"stage": ..., "from_step": ...}, ...], "job": id}`` (``job``: the submitit job that
+    started the run, :func:`zss.launchers.scheduler_job`, for a run started by one); ``{}``
+    when it has none (a new run)."""
     path = Path(run_dir) / PROGRESS
     return json.loads(path.read_text()) if path.is_file() else {}
 

@@ -7,7 +7,9 @@ it.
 
 ``python -m zss.run resume=DIR`` continues the killed run in ``DIR`` with the config it was
 started with (``DIR/.hydra/config.yaml``), writing only into ``DIR``
-(:func:`resume_arguments`).
+(:func:`resume_arguments`). Under the launchers (``+launcher=...``, :mod:`zss.launchers`) a
+sweep that DDP would relaunch per rank is refused, a requeued submitit job continues the run
+in its own folder, and a joblib job on a multi-GPU machine takes a GPU of its own.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from omegaconf import DictConfig
 from zss.config_keys import check_config_keys
 from zss.config_types import check_config_types
 from zss.errors import user_error
+from zss.launchers import check_sweep_launch, claim_gpu, requeued_run
 from zss.pipeline import train_and_test
 from zss.resume import holds_a_run
 from zss.run_record import run_status
@@ -42,10 +45,17 @@ def _exit(status: int, message: str) -> None:
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``cfg.optimized_metric`` (NaN if it was not computed)."""
     try:
+        check_sweep_launch(cfg)
         if cfg.get("dry_run"):
             print(dry_run(cfg))
             return None
-        payload = train_and_test(cfg)
+        if not cfg.get("resume") and requeued_run(cfg):
+            log.info("Requeued job: continuing the run in %s", cfg.paths.output_dir)
+            cfg.resume = str(Path(cfg.paths.output_dir).resolve())
+        with claim_gpu(cfg) as gpu:
+            if gpu is not None:
+                cfg.trainer.devices = [gpu]
+            payload = train_and_test(cfg)
     except Exception as err:
         cause = user_error(err)
         if cause is None:

@@ -10,6 +10,7 @@ branch).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from zss.data.transforms import resize_short_side
 from zss.data.voc import voc_colormap
 from zss.modules.evaluation import predict_variants
 
-__all__ = ["prediction_grid", "save_test_predictions"]
+__all__ = ["ImagePredictions", "predict_test_images", "prediction_grid", "save_test_predictions"]
 
 TITLES = {"fcn_s": "FCN-S", "fcn_je": "FCN-JE", "szn": "SZN", "szn_ps": "SZN-PS"}
 SEENMASK_COLOURS = {"seen": (70, 70, 70), "unseen": (255, 160, 0)}
@@ -35,7 +36,8 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def _tag(name: str, split: ClassSplit) -> str:
+def tagged_name(name: str, split: ClassSplit) -> str:
+    """``name (U)`` for an unseen class, ``name (TU)`` for a train_unseen one, else ``name``."""
     return (f"{name} (U)" if name in split.unseen
             else f"{name} (TU)" if name in split.train_unseen else name)
 
@@ -73,7 +75,7 @@ def prediction_grid(images: Sequence[np.ndarray], labels: Sequence[np.ndarray],
     cell_h = max(c.shape[0] for r in rows for c in r)
     cell_w = max(c.shape[1] for r in rows for c in r)
     font = _font(13)
-    legend = [(_tag(n, split), tuple(int(x) for x in cmap[i]))
+    legend = [(tagged_name(n, split), tuple(int(x) for x in cmap[i]))
               for i, n in enumerate(split.class_names)]
     if seenmask is not None:
         legend += [(f"seenmask: {k}", v) for k, v in SEENMASK_COLOURS.items()]
@@ -98,24 +100,38 @@ def prediction_grid(images: Sequence[np.ndarray], labels: Sequence[np.ndarray],
     return canvas
 
 
-@torch.no_grad()
-def save_test_predictions(module, dataset, count: int, path: str | Path) -> Path:
-    """Predict ``count`` test images with a stage module and save :func:`prediction_grid`.
+@dataclass
+class ImagePredictions:
+    """What :func:`predict_test_images` gives for each chosen test image (lists in the same
+    order).
 
-    Half of the images (rounded up) are the first ones with a pixel of an unseen (U) class,
-    the rest the first ones without (either kind fills in when the other runs short); rows
-    in dataset order.
+    Attributes:
+        indices: the images' indices in the test dataset.
+        images: uint8 RGB arrays (H, W, 3), at the size the model saw.
+        labels: int arrays (H, W), ground-truth class indices, 255 = void.
+        preds: variant name (``module.test_variants``) -> int arrays (H, W).
+        seenmask: arrays (H, W), 1 = seen, 0 = unseen, or None without a seenmask head.
+    """
+
+    indices: list[int]
+    images: list[np.ndarray]
+    labels: list[np.ndarray]
+    preds: dict[str, list[np.ndarray]]
+    seenmask: list[np.ndarray] | None
+
+
+@torch.no_grad()
+def predict_test_images(module, dataset, count: int) -> ImagePredictions:
+    """Predict a fixed set of ``count`` test images with a stage module: half of them
+    (rounded up) the first ones with a pixel of an unseen (U) class, the rest the first ones
+    without (either kind fills in when the other runs short); in dataset order.
 
     Args:
         module: a ``Stage1Module`` / ``Stage2Module`` (its net, split, class embeddings and
             test variants are used), on the CPU or a GPU.
         dataset: the test dataset as :meth:`ZSSDataModule.test_dataloader` holds it: a
             ``TransformedDataset`` with ``base`` (raw uint8 items) and ``transform``.
-        count: number of images (rows), >= 1.
-        path: the PNG file to write.
-
-    Returns:
-        ``path``.
+        count: number of images, >= 1.
     """
     split = module.split
     unseen = torch.tensor(split.unseen_idx, dtype=torch.int64)
@@ -143,7 +159,15 @@ def save_test_predictions(module, dataset, count: int, path: str | Path) -> Path
             seenmask.append(out["seenmask"][0].argmax(0).cpu().numpy())
         images.append(shown.permute(1, 2, 0).numpy())
         labels.append(label.numpy())
-    grid = prediction_grid(images, labels, preds, seenmask or None, split)
+    return ImagePredictions(chosen, images, labels, preds, seenmask or None)
+
+
+def save_test_predictions(module, dataset, count: int, path: str | Path) -> Path:
+    """Save :func:`prediction_grid` of the ``count`` test images of
+    :func:`predict_test_images` (arguments as there) to the PNG file ``path``; return it."""
+    shown = predict_test_images(module, dataset, count)
+    grid = prediction_grid(shown.images, shown.labels, shown.preds, shown.seenmask,
+                           module.split)
     path = Path(path)
     grid.save(path)
     return path
