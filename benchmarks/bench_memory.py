@@ -3,8 +3,9 @@
 Network: FCN-32s VGG16, fc width 4096, embedding head j = 20 (``_fcn.build``, what stage 1
 trains), one 500 x 500 image (VOC's largest side; batch 1, the paper's setting), fp32.
 
-- training step: forward, ``cosine_embedding_loss``, backward, Adam (lr 1e-5), twice: the
-  second step is the steady state (Adam's two moment buffers exist from the first on);
+- training step: forward, ``cosine_embedding_loss``, backward, Adam (lr 1e-5), twice; the
+  peak of the two is reported (from the first step on, weights, gradients and Adam's two
+  moment buffers are all resident: the steady state of training);
 - evaluation step: eval mode, no gradients: forward, cosine scores against the 21 class
   vectors, the masked argmax over the seen classes, ``confusion_matrix_metric`` update (what
   ``test_step`` does for FCN-JE).
@@ -103,7 +104,7 @@ def main() -> int:
     for dev in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
         for mode in ("train", "eval"):
             r = run_child(mode, dev)
-            name = {"train": "training step (Adam, steady state)",
+            name = {"train": "training step (Adam, peak of 2 steps)",
                     "eval": "evaluation step (no grad)"}[mode]
             line = (f"  {dev} {name:<36} peak RSS {r['peak_mib']:8.1f} MiB "
                     f"({r['peak_mib'] - r['base_mib']:+8.1f} above the built network; "

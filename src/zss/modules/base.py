@@ -226,6 +226,8 @@ class ZeroShotModule(L.LightningModule):
         return batch
 
     def setup(self, stage: str) -> None:
+        """Apply :attr:`channels_last` to the weights and :attr:`compile_backbone` (once) when
+        a trainer starts with this module."""
         if self.channels_last:  # the weights too, or each convolution converts them
             self.net.to(memory_format=torch.channels_last)
         if self.compile_backbone and not getattr(self, "_compiled", False):
