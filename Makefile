@@ -31,7 +31,7 @@ test: $(STAMP) ## Run the test suite (installs first when needed)
 lint: $(STAMP) ## Lint with ruff
 	$(VENV)/bin/ruff check .
 
-bench: $(STAMP) ## Run the CPU benchmarks, ~7 min on 2 idle cores (figures: benchmarks/README.md)
+bench: $(STAMP) ## Run the CPU benchmarks, ~9 min on 2 idle cores (figures: benchmarks/README.md)
 	$(PY) benchmarks/run_all.py $(BENCH)
 
 record: $(STAMP) ## Re-run demo + demo_density and rewrite experiments/results/ (RECORD="name ...")

@@ -48,6 +48,24 @@ def machine_line() -> str:
     return "machine: " + ", ".join(parts)
 
 
+def status_mib(field: str) -> float:
+    """``VmHWM`` (peak) or ``VmRSS`` (now) of this process from /proc, in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status (Linux only)")
+
+
+def reset_peak_rss() -> float:
+    """Reset this process's peak RSS to its current RSS and return that, in MiB.
+
+    ``ru_maxrss`` cannot be used: a child started by fork + exec inherits its parent's peak
+    in it, so every child reported the parent's. Writing 5 to /proc/self/clear_refs resets
+    ``VmHWM`` (Linux >= 4.0)."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return status_mib("VmRSS")
+
+
 def header(title: str) -> None:
     print(f"\n=== {title} ===\n{machine_line()}", flush=True)
 

@@ -56,14 +56,15 @@ def train_step(net: torch.nn.Module, emb: torch.Tensor, opt: torch.optim.Optimiz
     return step
 
 
-def count_flops(size: int, n: int = 1, training: bool = True) -> int:
+def count_flops(size: int | tuple[int, int], n: int = 1, training: bool = True) -> int:
     """FLOPs of one forward (and, with ``training``, backward) pass of the network on ``n``
-    images of ``size`` x ``size``, counted on the meta device (nothing is computed) by
+    images of ``size`` x ``size`` (or (h, w)), counted on the meta device (nothing is computed) by
     ``torch.utils.flop_counter.FlopCounterMode``: convolutions and matmuls; the loss and the
     optimiser (elementwise) are not counted."""
     net = SZNNet(FCN32sBackbone(fc_width=4096, weights=None), embed_dim=EMBED_DIM).to("meta")
     net.train(training)
-    x = torch.empty(n, 3, size, size, device="meta")
+    h, w = (size, size) if isinstance(size, int) else size
+    x = torch.empty(n, 3, h, w, device="meta")
     counter = FlopCounterMode(display=False)
     with counter, (nullcontext() if training else torch.no_grad()):
         out = net(x)["embedding"]

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import Seconds, alternate, header, median, ratio_line
+from _common import Seconds, alternate, header, median, ratio_line, reset_peak_rss, status_mib
 
 DIM, PCA_VOCAB, J = 300, 100_000, 20
 WORK = Path(os.environ.get("ZSS_BENCH_DIR", "/tmp/zss-bench"))
@@ -80,35 +80,13 @@ def generate(path: Path, n_words: int, seed: int = 0) -> None:
 
 
 # ---- child processes --------------------------------------------------------------------
-def _status_mb(field: str) -> float:
-    """``VmHWM`` (peak) or ``VmRSS`` (now) of this process from /proc, in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024  # kB
-    raise RuntimeError(f"no {field} in /proc/self/status (Linux only)")
-
-
-def _reset_peak() -> float:
-    """Reset this process's peak RSS to its current RSS and return that, in MiB.
-
-    ``ru_maxrss`` cannot be used: a child started by fork + exec inherits its parent's peak
-    in it, so every child reported the parent's. Writing 5 to /proc/self/clear_refs resets
-    ``VmHWM`` (Linux >= 4.0)."""
-    Path("/proc/self/clear_refs").write_text("5")
-    return _status_mb("VmRSS")
-
-
-def _rss_mb() -> float:
-    return _status_mb("VmHWM")
-
-
 def child(mode: str, path: str, out: str | None) -> None:
     """Run one measurement in this (fresh) process; print one JSON line. The gensim child
     imports gensim only; the zss ones import zss.embeddings (gensim + zss, no torch)."""
     if mode == "gensim":
         from gensim.models import KeyedVectors
 
-        base = _reset_peak()
+        base = reset_peak_rss()
         t0 = time.perf_counter()
         kv = KeyedVectors.load_word2vec_format(path, binary=True)
         seconds = time.perf_counter() - t0
@@ -117,7 +95,7 @@ def child(mode: str, path: str, out: str | None) -> None:
         from zss.embeddings import build_class_embeddings
 
         voc = _voc_classes()
-        base = _reset_peak()
+        base = reset_peak_rss()
         cache = str(WORK / "cache") if mode == "zss_cached" else None
         t0 = time.perf_counter()
         emb = build_class_embeddings(voc, path, dim=J, pca_vocab=PCA_VOCAB,
@@ -132,7 +110,7 @@ def child(mode: str, path: str, out: str | None) -> None:
         from zss.embeddings import class_vectors
 
         voc = _voc_classes()
-        base = _reset_peak()
+        base = reset_peak_rss()
         t0 = time.perf_counter()
         kv = KeyedVectors.load_word2vec_format(path, binary=True)
         pca = PCA(n_components=J, svd_solver="full").fit(
@@ -142,14 +120,14 @@ def child(mode: str, path: str, out: str | None) -> None:
         seconds = time.perf_counter() - t0
         np.save(out, emb)
     elif mode == "calibrate":  # the measurement itself: a known 500 MiB must show as such
-        base = _reset_peak()
+        base = reset_peak_rss()
         t0 = time.perf_counter()
         block = np.ones(500 * 2**20, dtype=np.uint8)  # touched: resident
         seconds = time.perf_counter() - t0
         del block
     else:
         raise SystemExit(f"unknown child mode {mode!r}")
-    print(json.dumps({"seconds": seconds, "peak_mb": _rss_mb(), "base_mb": base}))
+    print(json.dumps({"seconds": seconds, "peak_mb": status_mib("VmHWM"), "base_mb": base}))
 
 
 def run_child(mode: str, path: Path, out: Path | None = None) -> dict:

@@ -9,7 +9,8 @@ map and then the scores:
   ``compute()``, then ``zero_shot_scores(hist, split)`` (FCN's four scores + the seen/unseen
   means);
 - ``torchmetrics``: the same with ``MulticlassConfusionMatrix(C, ignore_index=255,
-  validate_args=False)``, what ``confusion_matrix_metric`` returned before this benchmark;
+  validate_args=False)``, what ``confusion_matrix_metric`` returned before issue 12 (now:
+  torchmetrics over C + 1 classes, void counted as class C and dropped in ``compute``);
 - ``numpy (FCN)``: FCN's ``_fast_hist`` + ``label_accuracy_score`` (``score.py`` of the FCN
   code / pytorch-fcn ``utils.py``), written out below;
 - ``sklearn``: ``sklearn.metrics.confusion_matrix`` per map (void removed first) + the same
@@ -162,14 +163,17 @@ def main() -> None:
         ratio_line(f"metrics {c} classes sklearn / numpy", med["sklearn"] / med["numpy"], None)
 
         hist_z, got = zss_scores(t_labels, t_preds, split)
+        hist_t, old = zss_scores(t_labels, t_preds, split, multiclass_confusion_matrix)
         hist_n, ref = numpy_scores(labels, preds, c)
         hist_s, _ = sklearn_scores(labels, preds, c)
-        same_hist = (np.array_equal(hist_z.numpy(), hist_n) and np.array_equal(hist_s, hist_n))
+        same_hist = (np.array_equal(hist_z.numpy(), hist_n) and np.array_equal(hist_s, hist_n)
+                     and torch.equal(hist_z, hist_t) and got == old)
         keys = ("pixel_acc", "mean_acc", "miou", "fwiou")
         diffs = {k: (got[k], float(r)) for k, r in zip(keys, ref, strict=True)
                  if not bits_equal(got[k], r)}
         worst = max((abs(a - b) for a, b in diffs.values()), default=0.0)
-        print(f"check: matrices equal (zss, numpy, sklearn): {same_hist}; class IoUs NaN: "
+        print(f"check: matrices equal (zss, torchmetrics ignore_index, numpy, sklearn) and "
+              f"zss scores == torchmetrics': {same_hist}; class IoUs NaN: "
               f"{int(np.isnan(got_iou := per_class_iou(hist_z).numpy()).sum())}, zero: "
               f"{int((got_iou == 0).sum())}")
         print(f"GOAL metrics {c} classes scores bit-identical to numpy: "

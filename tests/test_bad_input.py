@@ -101,7 +101,7 @@ def split():
 def datamodule(voc: Path, split, train_set: str = "train", test_set: str = "val",
                cache: Path | None = None) -> ZSSDataModule:
     return ZSSDataModule(functools.partial(VOCSegmentation, voc, cache_dir=cache), split,
-                         lambda x: x.float() / 255, train_set=train_set, test_set=test_set)
+                         train_set=train_set, test_set=test_set)
 
 
 def set_up(dm: ZSSDataModule) -> None:

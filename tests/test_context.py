@@ -23,7 +23,6 @@ from zss.data import (
 )
 from zss.data.context import context_label_table, read_context_labels, read_label_map
 from zss.data.convert_context import convert_context
-from zss.models import preprocessing_for
 
 # the spellings of labels.txt, written here independently of zss.data.context
 SPELLED = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
@@ -103,7 +102,7 @@ def test_no_leakage_through_the_stage_filters(context):
                                if c not in ("aeroplane", "horse", "sheep", "train")],
                               ["aeroplane", "horse"], ["sheep", "train"])
     dm = ZSSDataModule(functools.partial(ContextSegmentation, context, task="context33"),
-                       split, preprocessing_for(None), train_set="train", test_set="val",
+                       split, train_set="train", test_set="val",
                        holdout_fraction=0.25, max_short_side=64)
     allowed = {"stage1": set(split.train_seen_idx) | {255},
                "stage2": set(range(33)) - set(split.unseen_idx) | {255}}
@@ -141,7 +140,7 @@ def test_context_errors_name_the_culprit(context, tmp_path):
     split = split_from_config("voc_17_2_2", "voc", ["background"], [],
                               [c for c in TASKS["context60"][1:21]])
     dm = ZSSDataModule(functools.partial(ContextSegmentation, context, task="context33"),
-                       split, preprocessing_for(None))
+                       split)
     with pytest.raises(SplitError, match="class set 'context33'"):
         dm.setup("test")
 
@@ -154,7 +153,7 @@ def test_a_stage_without_held_out_images_is_a_clear_error(context, tmp_path):
                                if c not in ("aeroplane", "horse", "sheep", "train")],
                               ["aeroplane", "horse"], ["sheep", "train"])
     dm = ZSSDataModule(functools.partial(ContextSegmentation, context, task="context33"),
-                       split, preprocessing_for(None), train_set=str(one))
+                       split, train_set=str(one))
     with pytest.raises(SplitError, match=r"stage 1 .* 1 usable training image.*none held out"):
         dm.require_holdout("stage1")
     dm.require_holdout("stage2")  # two images: one trains, one is held out

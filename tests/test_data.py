@@ -34,10 +34,6 @@ from zss.data import (
 )
 
 
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    return x.float() / 255
-
-
 @pytest.fixture(scope="module")
 def split_17_2_2():
     seen = [c for c in VOC_CLASSES if c not in ("aeroplane", "horse", "sheep", "train")]
@@ -95,7 +91,7 @@ def test_voc_sample_dataset(voc_sample):
             item = ds[i]
             image, label = item["image"], item["label"]
             assert image.dtype == torch.uint8 and image.shape[0] == 3
-            assert label.dtype == torch.int64 and label.shape == image.shape[1:]
+            assert label.dtype == torch.uint8 and label.shape == image.shape[1:]
             assert set(label.unique().tolist()) <= set(range(21)) | {IGNORE_INDEX}
             assert item["id"] == ds.ids[i]
     presence = val.class_presence()
@@ -147,7 +143,7 @@ def _raw_presence(factory) -> list[set[int]]:
 def test_no_leakage_in_any_stage(name, crop_size, request):
     torch.manual_seed(0)
     sp, factory = _shipped_split(name, request)
-    dm = ZSSDataModule(factory, sp, normalize,
+    dm = ZSSDataModule(factory, sp,
                        batch_size=2, eval_batch_size=2, max_short_side=96,
                        crop_size=crop_size, holdout_fraction=0.1, seed=0)
     s1_allowed = set(sp.train_seen_idx) | {IGNORE_INDEX}
@@ -176,7 +172,8 @@ def test_no_leakage_in_any_stage(name, crop_size, request):
             label, seenmask = batch["label"], batch["seenmask"]
             assert set(label.unique().tolist()) <= s2_allowed, batch["id"]
             assert set(seenmask.unique().tolist()) <= {0, 1, IGNORE_INDEX}
-            assert torch.equal(seenmask, seen_lut[label])
+            assert label.dtype == seenmask.dtype == torch.uint8  # int64 on the device
+            assert torch.equal(seenmask.long(), seen_lut[label.long()])
             saw_unseen_target |= bool((seenmask == 0).any())
             n2 += len(batch["id"])
     s = dm.summary()
@@ -188,7 +185,7 @@ def test_no_leakage_in_any_stage(name, crop_size, request):
 
 def test_datamodule_parts(voc_sample, split_17_2_2):
     dm = ZSSDataModule(functools.partial(VOCSegmentation, voc_sample), split_17_2_2,
-                       normalize, max_short_side=64, holdout_fraction=0.1, seed=0)
+                       max_short_side=64, holdout_fraction=0.1, seed=0)
     s = dm.summary()
     assert s == {"train_list": 49, "all_void": 0, "stage1_train": 37, "stage1_val": 4,
                  "stage2_train": 42, "stage2_val": 5, "test": 16}
@@ -200,7 +197,7 @@ def test_datamodule_parts(voc_sample, split_17_2_2):
     assert set(dm.ids("stage1_train")) <= set(dm.ids("stage2_train"))
     # deterministic in the seed
     dm2 = ZSSDataModule(functools.partial(VOCSegmentation, voc_sample), split_17_2_2,
-                        normalize, holdout_fraction=0.1, seed=0)
+                        holdout_fraction=0.1, seed=0)
     assert dm2.ids("stage1_val") == dm.ids("stage1_val")
     # the test loader is the whole test split, untouched by the filters
     test_ids = [i for b in dm.test_dataloader() for i in b["id"]]
@@ -210,8 +207,8 @@ def test_datamodule_parts(voc_sample, split_17_2_2):
 
 
 def test_datamodule_rejects_transforming_factory(tiny_voc, split_17_2_2):
-    factory = functools.partial(VOCSegmentation, tiny_voc, transform=EvalTransform(normalize))
-    dm = ZSSDataModule(factory, split_17_2_2, normalize)
+    factory = functools.partial(VOCSegmentation, tiny_voc, transform=EvalTransform())
+    dm = ZSSDataModule(factory, split_17_2_2)
     with pytest.raises(ValueError, match="transform=None"):
         dm.setup("fit")
 
@@ -255,6 +252,8 @@ def test_seenmask_target(split_17_2_2):
     out = seenmask_target(label, sp)
     assert out.dtype == torch.int64 and out.shape == label.shape
     assert out.tolist() == [[[1, 0, 1], [0, IGNORE_INDEX, 1]]]
+    small = seenmask_target(label.to(torch.uint8), sp)  # the loader's labels: uint8 stays
+    assert small.dtype == torch.uint8 and small.tolist() == out.tolist()
     with pytest.raises(ValueError, match="sheep"):
         seenmask_target(torch.tensor([[0, sheep]]), sp)
     with pytest.raises(ValueError):
@@ -364,49 +363,52 @@ def test_train_crop_size_and_padding():
     torch.manual_seed(0)
     image = torch.full((3, 10, 12), 255, dtype=torch.uint8)
     label = torch.ones(10, 12, dtype=torch.int64)
-    t = TrainTransform(normalize, crop_size=(32, 24), scale_range=(1.0, 1.0))
+    t = TrainTransform(crop_size=(32, 24), scale_range=(1.0, 1.0))
     for _ in range(5):
-        img, lab = t(image, label)
+        img, lab, box = t(image, label)
         assert img.shape == (3, 32, 24) and lab.shape == (32, 24)
-        assert img.dtype == torch.float32 and lab.dtype == torch.int64
+        assert img.dtype == torch.uint8 and lab.dtype == torch.uint8
         assert set(lab.unique().tolist()) == {1, IGNORE_INDEX}
         assert int((lab == 1).sum()) == 120
-        assert torch.all(img[:, lab == IGNORE_INDEX] == 0) and torch.all(img[:, lab == 1] == 1)
+        # the box is where the image landed, exactly the label's non-void rectangle
+        x1, y1, x2, y2 = box.tolist()
+        assert (x2 - x1, y2 - y1) == (12, 10) and bool((lab[y1:y2, x1:x2] == 1).all())
+        assert torch.all(img[:, lab == 1] == 255)
     # with scaling, a larger image is cropped to crop_size
-    img, lab = TrainTransform(normalize, crop_size=16)(*coded_pair(40, 50))
-    assert img.shape == (3, 16, 16) and lab.shape == (16, 16)
+    img, lab, box = TrainTransform(crop_size=16)(*coded_pair(40, 50))
+    assert img.shape == (3, 16, 16) and lab.shape == (16, 16) and box.tolist() == [0, 0, 16, 16]
 
 
 def test_train_geometry_is_joint():
     image, label = coded_pair()
     flips = set()
-    t_full = TrainTransform(normalize)
-    t_crop = TrainTransform(normalize, crop_size=(16, 16), scale_range=(1.0, 1.0))
+    t_full = TrainTransform()
+    t_crop = TrainTransform(crop_size=(16, 16), scale_range=(1.0, 1.0))
     for seed in range(20):
         torch.manual_seed(seed)
-        img, lab = t_full(image, label)
-        assert torch.equal((img[0] * 255).round().long(), lab * 10)
-        flipped = bool(torch.equal(lab, label.flip(-1)))
-        assert flipped or torch.equal(lab, label)
-        assert torch.equal(img, normalize(image.flip(-1) if flipped else image))
+        img, lab, box = t_full(image, label)
+        assert torch.equal(img[0].long(), lab.long() * 10) and box.tolist() == [0, 0, 30, 20]
+        flipped = bool(torch.equal(lab.long(), label.flip(-1)))
+        assert flipped or torch.equal(lab.long(), label)
+        assert torch.equal(img, image.flip(-1) if flipped else image)
         flips.add(flipped)
-        img, lab = t_crop(image, label)
-        assert torch.equal((img[0] * 255).round().long(), lab * 10)
+        img, lab, _ = t_crop(image, label)
+        assert torch.equal(img[0].long(), lab.long() * 10)
     assert flips == {True, False}
-    no_flip = TrainTransform(normalize, hflip=False)
-    assert all(torch.equal(no_flip(image, label)[1], label) for _ in range(10))
+    no_flip = TrainTransform(hflip=False)
+    assert all(torch.equal(no_flip(image, label)[1].long(), label) for _ in range(10))
 
 
 def test_eval_resize_nearest():
     g = torch.Generator().manual_seed(0)
     label = torch.tensor([0, 3, 7, IGNORE_INDEX])[torch.randint(0, 4, (60, 90), generator=g)]
     image = torch.randint(0, 256, (3, 60, 90), dtype=torch.uint8, generator=g)
-    img, lab = EvalTransform(normalize, max_short_side=24)(image, label)
-    assert img.shape == (3, 24, 36) and lab.shape == (24, 36) and img.dtype == torch.float32
-    assert set(lab.unique().tolist()) <= {0, 3, 7, IGNORE_INDEX}
-    img, lab = EvalTransform(normalize)(image, label)  # full size
-    assert torch.equal(lab, label) and torch.equal(img, normalize(image))
-    img, lab = EvalTransform(normalize, max_short_side=100)(image, label)  # never upscales
+    img, lab, box = EvalTransform(max_short_side=24)(image, label)
+    assert img.shape == (3, 24, 36) and lab.shape == (24, 36) and img.dtype == torch.uint8
+    assert set(lab.unique().tolist()) <= {0, 3, 7, IGNORE_INDEX} and box.tolist() == [0, 0, 36, 24]
+    img, lab, _ = EvalTransform()(image, label)  # full size
+    assert torch.equal(lab.long(), label) and torch.equal(img, image)
+    img, lab, _ = EvalTransform(max_short_side=100)(image, label)  # never upscales
     assert lab.shape == (60, 90)
 
 
@@ -443,3 +445,71 @@ def test_label_resize_is_pixel_centre_nearest(src, dst):
     out = resize_label(label, dst)
     assert out.dtype == torch.int64 and torch.equal(out, expected)
     assert [int(i * src[0] / dst[0]) for i in range(dst[0])] != rows  # the sizes tell them apart
+
+
+def _old_train_item(normalize, crop, scale_range, image, label):
+    """The training transform as it was before issue 12 (a reference): normalised on the
+    CPU first, then cropped (image padding 0.0 in the normalised space) and flipped."""
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    if crop is not None:
+        lo, hi = scale_range
+        scale = lo + (hi - lo) * float(torch.rand(()))
+        h, w = label.shape
+        size = [max(1, int(np.floor(h * scale + 0.5))), max(1, int(np.floor(w * scale + 0.5)))]
+        if size != [h, w]:
+            image = v2.functional.resize(tv_tensors.Image(image), size, antialias=True)
+            image = image.as_subclass(torch.Tensor)
+            label = resize_label(label, size)
+    pair = (tv_tensors.Image(normalize(image)), tv_tensors.Mask(label.to(torch.int64)))
+    if crop is not None:
+        pair = v2.RandomCrop(crop, pad_if_needed=True,
+                             fill={tv_tensors.Image: 0.0, tv_tensors.Mask: 255})(*pair)
+    pair = v2.RandomHorizontalFlip(0.5)(*pair)
+    return pair[0].as_subclass(torch.Tensor), pair[1].as_subclass(torch.Tensor)
+
+
+@pytest.mark.parametrize("crop", [None, (24, 28)])
+@pytest.mark.parametrize("weights", [None, "caffe"])
+def test_device_normalisation_equals_the_cpu_path_bit_for_bit(crop, weights):
+    """Batches of uint8 items normalised after collation (normalize_batch, what the modules
+    run on the device) equal the old path (normalised per item on the CPU, then cropped,
+    flipped and padded) bit for bit, for both preprocessings, with crop padding (scales
+    below 1) and pad_collate padding (images of different sizes), from the same seeds."""
+    from zss.data.sampling import seeded
+    from zss.data.transforms import normalize_batch
+    from zss.models import preprocessing_for
+
+    normalize = preprocessing_for(weights, "caffe" if weights else None)
+    g = torch.Generator().manual_seed(1)
+    pairs = [(torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g),
+              torch.randint(0, 21, (h, w), generator=g)) for h, w in ((20, 30), (33, 17))]
+    transform = TrainTransform(crop_size=crop, scale_range=(0.4, 1.6))
+    padded = False
+    for seed in range(12):
+        new, old = [], []
+        for i, (image, label) in enumerate(pairs):
+            with seeded(100 * seed + i):
+                img, lab, box = transform(image, label)
+            with seeded(100 * seed + i):
+                old_img, old_lab = _old_train_item(normalize, crop, (0.4, 1.6), image, label)
+            new.append({"image": img, "label": lab, "box": box, "id": str(i)})
+            old.append({"image": old_img, "label": old_lab, "id": str(i)})
+            padded |= box.tolist() != [0, 0, img.shape[-1], img.shape[-2]]
+        got = normalize_batch(pad_collate(new), normalize)
+        want = pad_collate(old)
+        assert got["image"].dtype == torch.float32 and got["label"].dtype == torch.int64
+        # bit for bit: the same float32 bytes (+0.0 in the padding, never -0.0)
+        assert torch.equal(got["image"].view(torch.int32), want["image"].view(torch.int32))
+        assert torch.equal(got["label"], want["label"])
+    assert padded or crop is None  # the crop case did pad (scales below 1)
+
+
+def test_normalize_batch_refuses_float_images():
+    from zss.data.transforms import normalize_batch
+    from zss.models import preprocessing_for
+
+    with pytest.raises(TypeError, match="must be uint8"):
+        normalize_batch({"image": torch.zeros(1, 3, 4, 4), "label": torch.zeros(1, 4, 4)},
+                        preprocessing_for(None))

@@ -40,9 +40,8 @@ def demo(tmp_path_factory, glove_cache):
 def _test_data(cfg, split):
     from hydra.utils import instantiate
 
-    from zss.models import preprocessing_for
 
-    dm = instantiate(cfg.data, _partial_=True)(split=split, normalize=preprocessing_for(None))
+    dm = instantiate(cfg.data, _partial_=True)(split=split)
     dm.setup("test")
     return dm
 

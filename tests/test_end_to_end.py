@@ -139,7 +139,6 @@ def test_a_trained_module_and_its_checkpoint_give_the_same_test_metrics(run_dir,
     from omegaconf import OmegaConf
 
     from zss.data.splits import split_from_config
-    from zss.models import preprocessing_for
 
     out, _ = run_dir
     cfg = OmegaConf.load(out / "config.yaml")  # the run's resolved config
@@ -147,7 +146,7 @@ def test_a_trained_module_and_its_checkpoint_give_the_same_test_metrics(run_dir,
     table = instantiate(cfg.embedding, class_names=list(split.class_names))
     kw = dict(accelerator="cpu", logger=False, enable_progress_bar=False,
               enable_model_summary=False, limit_test_batches=3)
-    dm = instantiate(cfg.data, _partial_=True)(split=split, normalize=preprocessing_for(None))
+    dm = instantiate(cfg.data, _partial_=True)(split=split)
 
     def fit(module, stage):
         dm.stage = stage
@@ -171,7 +170,8 @@ def test_a_trained_module_and_its_checkpoint_give_the_same_test_metrics(run_dir,
 
     scores, hists = test(trained)
     again, hists_again = test(loaded)
-    image = next(iter(dm.test_dataloader()))["image"][:1]
+    image = trained.preprocessing(next(iter(dm.test_dataloader()))["image"][:1])
+    assert loaded.preprocessing == trained.preprocessing  # the checkpoint's own
     with torch.no_grad():
         outputs, outputs_again = trained.net.eval()(image), loaded.net.eval()(image)
     for key in ("embedding", "seenmask"):

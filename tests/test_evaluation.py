@@ -8,7 +8,6 @@ import torch
 
 from zss.data import VOCSegmentation, ZSSDataModule, split_from_config
 from zss.data.splits import VOC_CLASSES
-from zss.models import preprocessing_for
 from zss.modules import Stage1Module
 
 SPLIT = dict(name="voc_17_2_2", classes="voc",
@@ -33,7 +32,7 @@ def test_batch_size_does_not_change_the_confusion_matrix(voc_sample, tmp_path, b
     dataset = functools.partial(VOCSegmentation, voc_sample, cache_dir=tmp_path)
     matrices, images = [], []
     for batch_size in (1, 4):
-        dm = ZSSDataModule(dataset, split, preprocessing_for(None), test_set="val",
+        dm = ZSSDataModule(dataset, split, test_set="val",
                            eval_batch_size=batch_size, max_short_side=48)
         trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
                             limit_test_batches=8 // batch_size)  # the same 8 images

@@ -63,6 +63,28 @@ def torch_hist(trues, preds):
     return cm.compute()
 
 
+@pytest.mark.parametrize("dtype", [torch.int64, torch.uint8])
+def test_confusion_matrix_equals_torchmetrics_ignore_index(dtype):
+    """The void-as-extra-class matrix (issue 12) holds exactly the counts of torchmetrics'
+    ignore-index path (the one zss used before) and of FCN's numpy _fast_hist."""
+    from torchmetrics.classification import MulticlassConfusionMatrix
+
+    trues, preds = random_maps(7, n=4)
+    old = MulticlassConfusionMatrix(C, ignore_index=255, validate_args=False)
+    for t, p in zip(trues, preds, strict=True):
+        old.update(torch.from_numpy(p)[None], torch.from_numpy(t)[None])
+    new = confusion_matrix_metric(C)
+    for t, p in zip(trues, preds, strict=True):
+        new.update(torch.from_numpy(p)[None].to(dtype), torch.from_numpy(t)[None].to(dtype))
+    hist = new.compute()
+    assert hist.shape == (C, C) and hist.dtype == torch.int64
+    assert torch.equal(hist, old.compute())
+    np.testing.assert_array_equal(hist.numpy(), label_accuracy_score(trues, preds, C)[0])
+    assert int(hist.sum()) == int((trues != 255).sum())
+    new.reset()
+    assert int(new.compute().sum()) == 0
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_scores_match_fcn_reference(seed):
     trues, preds = random_maps(seed)

@@ -145,7 +145,6 @@ def test_seed_changes_the_held_out_images():
 
     from zss.data import SyntheticSegmentation, ZSSDataModule
     from zss.data.splits import split_from_config
-    from zss.models import preprocessing_for_backbone
 
     split = split_from_config(**OmegaConf.load(REPO / "conf" / "split" / "voc_17_2_2.yaml"))
     vectors = torch.randn(21, 8, generator=torch.Generator().manual_seed(0))
@@ -155,7 +154,7 @@ def test_seed_changes_the_held_out_images():
             lambda image_set, **kw: SyntheticSegmentation(
                 image_set, appearance=vectors, class_names=split.class_names,
                 lengths={"train": 64, "test": 4}, size=32, **kw),
-            split, preprocessing_for_backbone({"name": "small", "weights": None}),
+            split,
             train_set="train", test_set="test", holdout_fraction=0.1, seed=seed)
         dm.setup("fit")
         parts[seed] = dm.ids("stage1_val")

@@ -12,7 +12,6 @@ from omegaconf import OmegaConf
 from zss.data import SyntheticSegmentation, ZSSDataModule, split_from_config
 from zss.data.splits import VOC_CLASSES
 from zss.data.synthetic import PARAMS, texture_parameters
-from zss.models import preprocessing_for
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 VECTORS = np.random.default_rng(0).standard_normal((21, 20))
@@ -91,7 +90,7 @@ def test_data_module_filters_the_generated_images():
                               ("aeroplane", "horse", "sheep", "train")],
                               ["aeroplane", "horse"], ["sheep", "train"])
     dm = ZSSDataModule(lambda image_set: make(image_set, lengths={"train": 60, "test": 20}),
-                       split, preprocessing_for(None), test_set="test", batch_size=4)
+                       split, test_set="test", batch_size=4)
     counts = dm.summary()
     assert counts["train_list"] == 60 and counts["test"] == 20
     # the filters, recomputed from the generated labels themselves
@@ -106,4 +105,4 @@ def test_data_module_filters_the_generated_images():
     assert sorted(dm.ids("stage2_train") + dm.ids("stage2_val")) == stage2
     assert counts["stage1_train"] + counts["stage1_val"] == len(stage1)
     batch = next(iter(dm.train_dataloader()))
-    assert batch["image"].shape == (4, 3, 48, 48) and batch["image"].dtype == torch.float32
+    assert batch["image"].shape == (4, 3, 48, 48) and batch["image"].dtype == torch.uint8

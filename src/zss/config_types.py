@@ -63,6 +63,8 @@ KEY_TYPES: dict[str, KeyType] = {
     "model.loss": KeyType("str", "cosine", choices=("cosine", "mse", "ce")),
     "model.embed_dim": KeyType("int", "20", nullable=True, minimum=1),
     "model.backbone.fc_width": KeyType("int", "4096", minimum=1),
+    "model.channels_last": KeyType("bool", "false"),
+    "model.compile": KeyType("bool", "false"),
     "data.train_set": KeyType("str", "train"),
     "data.test_set": KeyType("str", "val"),
     "data.holdout_fraction": KeyType("float", "0.1", minimum=0, below=1),

@@ -157,6 +157,25 @@ def _trainer(cfg: DictConfig, stage: str, loggers: list, max_epochs: int) -> tup
     return trainer, ckpt
 
 
+def _check_accelerator(cfg: DictConfig) -> None:
+    """Refuse a GPU trainer (``trainer=gpu`` / ``trainer=ddp``) on a machine without CUDA,
+    before anything is written, instead of Lightning's "No supported gpu backend found!"."""
+    if cfg.trainer.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={cfg.trainer.accelerator} (trainer=gpu or trainer=ddp), but "
+            "this machine has no CUDA GPU that torch can use (torch.cuda.is_available() is "
+            "False). On a CPU use the default trainer (drop trainer=..., or "
+            "trainer.accelerator=cpu trainer.precision=32-true); with a GPU, install a CUDA "
+            "build of torch (make install TORCH_SPEC=...).")
+
+
+def _gpu_options(module: L.LightningModule, cfg: DictConfig) -> None:
+    """``model.channels_last`` and ``model.compile`` (``trainer=gpu`` sets the first): how
+    the module runs, not what it is, so never part of a checkpoint."""
+    module.channels_last = bool(cfg.model.get("channels_last", False))
+    module.compile_backbone = bool(cfg.model.get("compile", False))
+
+
 def _fit(cfg: DictConfig, stage: str, module: L.LightningModule, dm, loggers: list,
          max_epochs: int, out: Path, progress: dict[str, Any]) -> str:
     """Train ``stage`` (from its ``last.ckpt`` when resuming and there is one); record it as
@@ -164,6 +183,7 @@ def _fit(cfg: DictConfig, stage: str, module: L.LightningModule, dm, loggers: li
     trainer, ckpt = _trainer(cfg, stage, loggers, max_epochs)
     last = next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint))
     module.leakage_guard = bool(cfg.get("leakage_guard", True))
+    _gpu_options(module, cfg)
     dm.stage = stage
     resume_from = str(last.path) if cfg.get("resume") and last.path.is_file() else None
     if resume_from:
@@ -270,6 +290,7 @@ def _train_and_test(cfg: DictConfig, out: Path, progress: dict[str, Any],
                     meta: dict[str, Any]) -> dict[str, Any]:
     check_config_keys(cfg)  # before anything is read
     check_config_types(cfg)
+    _check_accelerator(cfg)
     if is_global_zero() and not cfg.get("resume"):
         out.mkdir(parents=True, exist_ok=True)
         job = scheduler_job()
@@ -295,8 +316,7 @@ def _train_and_test(cfg: DictConfig, out: Path, progress: dict[str, Any],
     preprocessing = preprocessing_for_backbone(backbone)  # a checkpoint's, never the config's
     # the data first: a missing folder or list fails before weights or tables are fetched;
     # objects go in after instantiation (Hydra would turn a dataclass argument into a config)
-    dm = instantiate(cfg.data, _partial_=True)(split=split, normalize=preprocessing,
-                                               protocol=protocol)
+    dm = instantiate(cfg.data, _partial_=True)(split=split, protocol=protocol)  # the module normalises
     training = bool({"stage1", "stage2"} & set(stages))
     _setup_data(dm, training)
     class_set = dm.class_set or split_classes(cfg)
@@ -359,7 +379,7 @@ def _train_and_test(cfg: DictConfig, out: Path, progress: dict[str, Any],
         meta["resumed"] = progress["resumed"]
     meta.update(embedding_source=source,
                 class_embeddings_sha256=tensor_sha256(getattr(module, "class_embeddings", None)),
-                backbone=backbone, preprocessing=dataclasses.asdict(preprocessing))
+                backbone=backbone, preprocessing=dataclasses.asdict(module.preprocessing))
     results: dict[str, Any] = {}
     if "test" in stages:
         results = _test(cfg, module, dm, loggers, out, split, meta)
@@ -379,6 +399,7 @@ def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Pa
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=progress,
                           enable_progress_bar=bar, enable_checkpointing=False,
                           plugins=cluster_plugins())
+    _gpu_options(module, cfg)
     trainer.test(module, datamodule=dm, verbose=False)
     scores, table = module.test_results
     hists = {v: m.compute() for v, m in module.evaluator.matrices.items()}  # cached sums

@@ -18,7 +18,6 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from zss.data.splits import IGNORE_INDEX, ClassSplit
-from zss.data.transforms import resize_short_side
 from zss.data.voc import voc_colormap
 from zss.modules.evaluation import predict_variants
 
@@ -147,17 +146,17 @@ def predict_test_images(module, dataset, count: int) -> ImagePredictions:
     preds: dict[str, list[np.ndarray]] = {v: [] for v in module.test_variants}
     for index in chosen:
         raw = dataset.base[index]
-        image, label = dataset.transform(raw["image"], raw["label"])
-        shown, _ = resize_short_side(raw["image"], raw["label"],
-                                     getattr(dataset.transform, "max_short_side", None))
-        out = module.net(image[None].to(device))
-        labels_b = label[None].to(device)
+        image, label, _ = dataset.transform(raw["image"], raw["label"])  # uint8, as shown
+        batch = module.on_after_batch_transfer(
+            {"image": image[None].to(device), "label": label[None].to(device)}, 0)
+        out = module.net(batch["image"])
+        labels_b = batch["label"]
         for v, p in predict_variants(out, labels_b, module.class_embeddings, split,
                                      module.test_variants).items():
             preds[v].append(p[0].cpu().numpy())
         if "seenmask" in out:
             seenmask.append(out["seenmask"][0].argmax(0).cpu().numpy())
-        images.append(shown.permute(1, 2, 0).numpy())
+        images.append(image.permute(1, 2, 0).numpy())
         labels.append(label.numpy())
     return ImagePredictions(chosen, images, labels, preds, seenmask or None)
 

@@ -69,13 +69,13 @@ class ListSegmentation(Dataset):
         class_names: the class list; label values must be < ``len(class_names)`` or 255.
         class_set: the name of that class list (``"voc"``, ``"context33"``, …), recorded by
             runs.
-        transform: optional ``(image uint8 (3, H, W), label int64 (H, W)) -> (image, label)``.
+        transform: optional ``(image uint8 (3, H, W), label uint8 (H, W)) -> (image, label)``.
         cache_dir: optional folder for the :meth:`class_presence` cache (json).
         missing_hint: what to do about missing files, ending that error (default: restore
             them or remove their ids from the list).
 
     Items are ``dict(image, label, id)``: without a transform, image is uint8 (3, H, W) RGB
-    and label int64 (H, W) with values in ``[0, C)`` ∪ {255}.
+    and label uint8 (H, W) with values in ``[0, C)`` ∪ {255}.
 
     Raises:
         DataError: ids whose JPEG or label is missing (up to five named, with the count),
@@ -141,14 +141,14 @@ class ListSegmentation(Dataset):
         return array
 
     def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The untransformed pair: image uint8 (3, H, W) RGB, label int64 (H, W).
+        """The untransformed pair: image uint8 (3, H, W) RGB, label uint8 (H, W).
 
         Raises:
             DataError: a bad label or an image/label size mismatch.
         """
         id_ = self.ids[index]
         image = read_image(self.image_path(id_))
-        label = torch.from_numpy(self._checked_label(id_).astype(np.int64))
+        label = torch.from_numpy(self._checked_label(id_))
         if tuple(image.shape[-2:]) != tuple(label.shape):
             raise size_error(id_, tuple(image.shape[-2:]), tuple(label.shape),
                              self.image_path(id_), self.label_path(id_))

@@ -181,7 +181,7 @@ class ContextSegmentation(ListSegmentation):
             folder of index PNGs written for the same task by
             ``python -m zss.data.convert_context`` (absolute, or relative to the root).
 
-    Items: ``dict(image uint8 (3, H, W), label int64 (H, W) in [0, C) ∪ {255}, id)``.
+    Items: ``dict(image uint8 (3, H, W), label uint8 (H, W) in [0, C) ∪ {255}, id)``.
 
     Raises:
         DataError: a bad root, list or label file, missing JPEGs or labels (named), or a

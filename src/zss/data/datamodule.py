@@ -50,7 +50,7 @@ from zss.data.filters import (
 from zss.data.protocols import Protocol
 from zss.data.sampling import SeededRandomSampler, seeded
 from zss.data.splits import IGNORE_INDEX, ClassSplit, SplitError
-from zss.data.transforms import EvalTransform, Normalize, TrainTransform, pad_collate
+from zss.data.transforms import EvalTransform, TrainTransform, pad_collate
 
 __all__ = ["STAGES", "TransformedDataset", "ZSSDataModule"]
 
@@ -61,13 +61,17 @@ STAGES = ("stage1", "stage2")
 
 
 class TransformedDataset(Dataset):
-    """Applies a joint transform to the items of a raw dataset (uint8 image, int64 label),
+    """Applies a joint transform to the items of a raw dataset (uint8 image, integer label),
     and optionally adds ``"seenmask"`` = :func:`seenmask_target` of the transformed label,
     after checking that the label has no unseen (U) pixel (:func:`check_no_leakage`).
 
+    Items: ``dict(image uint8 (3, h, w), label uint8 (h, w), box int64 (4,), id, [seenmask
+    uint8 (h, w)])``; the modules normalise on the device
+    (:func:`zss.data.transforms.normalize_batch`).
+
     Args:
         base: the raw dataset.
-        transform: ``(image, label) -> (image, label)``.
+        transform: ``(image, label) -> (image, label, box)`` (:mod:`zss.data.transforms`).
         split: adds ``"seenmask"`` when given.
         indices: the items of ``base`` it serves (position ``i`` is ``base[indices[i]]``);
             None for all.
@@ -100,7 +104,8 @@ class TransformedDataset(Dataset):
         if self.label_table is not None:
             item["label"] = self.label_table[item["label"]]
         with seeded(aug_seed):
-            item["image"], item["label"] = self.transform(item["image"], item["label"])
+            item["image"], item["label"], item["box"] = self.transform(item["image"],
+                                                                       item["label"])
         if self.split is not None:  # stage 2: the leakage guard before the target is built
             check_no_leakage(item["label"][None], self._allowed, [item.get("id", str(index))],
                              "stage2", self.split)
@@ -113,11 +118,13 @@ class ZSSDataModule(L.LightningDataModule):
 
     Args:
         dataset: factory ``image_set -> dataset`` of raw items ``dict(image uint8 (3, H, W),
-            label int64 (H, W), id)`` with ``class_presence()``, e.g.
+            label uint8 or int64 (H, W), id)`` with ``class_presence()``, e.g.
             ``functools.partial(VOCSegmentation, root)``; it must not transform items.
         split: the class split.
-        normalize: ``uint8 (3, H, W) -> float32 (3, H, W)``, from the models package (it
-            depends on the backbone weights, DESIGN §3).
+
+    Batches hold uint8 images and labels (padded, with each image's ``size`` and ``box``):
+    the stage modules normalise them on the device with their backbone's preprocessing
+    (:func:`zss.data.transforms.normalize_batch`, DESIGN §3).
         train_set, test_set: image-set names passed to ``dataset``.
         holdout_fraction: share of the training images held out for validation, in [0, 1).
         batch_size, eval_batch_size: batch sizes of training and of val/test; batches of
@@ -145,7 +152,7 @@ class ZSSDataModule(L.LightningDataModule):
     """
 
     def __init__(self, dataset: Callable[[str], Dataset], split: ClassSplit,
-                 normalize: Normalize, train_set: str = "train", test_set: str = "val",
+                 train_set: str = "train", test_set: str = "val",
                  holdout_fraction: float = 0.1, batch_size: int = 1, eval_batch_size: int = 1,
                  num_workers: int = 0, crop_size: int | tuple[int, int] | None = None,
                  max_short_side: int | None = None, seed: int = 0,
@@ -157,16 +164,15 @@ class ZSSDataModule(L.LightningDataModule):
             raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}.")
         self.dataset_factory = dataset
         self.split = split
-        self.normalize = normalize
         self.train_set, self.test_set = train_set, test_set
         self.holdout_fraction = holdout_fraction
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers = num_workers
         self.seed = seed
-        self.train_transform = TrainTransform(normalize, crop_size=crop_size,
+        self.train_transform = TrainTransform(crop_size=crop_size,
                                               scale_range=scale_range,
                                               max_short_side=max_short_side)
-        self.eval_transform = EvalTransform(normalize, max_short_side=max_short_side)
+        self.eval_transform = EvalTransform(max_short_side=max_short_side)
         self._stage = STAGES[0]
         self._train_base: Dataset | None = None
         self._test_base: Dataset | None = None

@@ -85,12 +85,12 @@ def seenmask_target(label: torch.Tensor, split: ClassSplit) -> torch.Tensor:
     """Stage-2 target of the seenmask head (DESIGN §1).
 
     Args:
-        label: int64 tensor (..., H, W), class indices and 255 (void).
+        label: integer tensor (..., H, W), class indices and 255 (void).
         split: the class split.
 
     Returns:
-        int64 tensor of the same shape: 1 for train_seen pixels, 0 for train_unseen pixels,
-        255 for void.
+        tensor of the label's shape and dtype (uint8 in the loader, int64 otherwise): 1 for
+        train_seen pixels, 0 for train_unseen pixels, 255 for void.
 
     Raises:
         ValueError: a pixel of an unseen (U) class — such an image must never reach stage 2
@@ -101,7 +101,7 @@ def seenmask_target(label: torch.Tensor, split: ClassSplit) -> torch.Tensor:
     table[split.train_unseen_idx] = 0
     table[IGNORE_INDEX] = IGNORE_INDEX
     if label.numel() == 0:
-        return label.to(torch.int64)
+        return label.clone()
     lo, hi = int(label.min()), int(label.max())
     if lo < 0 or hi > 255:
         raise ValueError(f"seenmask_target: label values must be class indices or "
@@ -116,7 +116,7 @@ def seenmask_target(label: torch.Tensor, split: ClassSplit) -> torch.Tensor:
             f"{bad}), which are not train_seen/train_unseen. Unseen-class pixels must never "
             "reach stage 2: filter the training images with stage2_indices()."
         )
-    return out
+    return out.to(label.dtype)
 
 
 def holdout_split(indices: Sequence[int], fraction: float,

@@ -1,16 +1,22 @@
-"""Joint image/label transforms and the padding collate function.
+"""Joint image/label transforms, the padding collate function and the batch's conversion on
+the device.
 
-Every transform is a callable ``(image, label) -> (image, label)`` with
-image uint8 (3, H, W) RGB and label int64 (H, W) in, and image float32 (3, h, w) and label
-int64 (h, w) out (DESIGN §2: 255 = void). Geometry is applied to both with the same
-parameters (``tv_tensors.Image`` / ``tv_tensors.Mask`` through ``torchvision.transforms.v2``);
-images are resized bilinearly with antialiasing, labels by nearest neighbour, so labels
-never get new values.
+Every transform is a callable ``(image, label) -> (image, label, box)`` with image uint8
+(3, H, W) RGB and label integer (H, W) in, and image uint8 (3, h, w), label uint8 (h, w) and
+``box`` int64 (4,) out (DESIGN §2: 255 = void). Geometry is applied to all three with the same
+parameters (``tv_tensors.Image`` / ``Mask`` / ``BoundingBoxes`` through
+``torchvision.transforms.v2``); images are resized bilinearly with antialiasing, labels by
+nearest neighbour, so labels never get new values. ``box`` = (x1, y1, x2, y2), ends
+exclusive, is where the output holds image pixels; outside it the transform padded (a crop
+larger than the scaled image).
 
-The normalisation (weights-specific: torchvision RGB mean/std vs Caffe BGR mean, DESIGN §3)
-is not chosen here: it is passed in as ``normalize(uint8 (3, H, W)) -> float32 (3, H, W)``.
-Padding happens after normalisation: padded image pixels are 0 in the network's input
-space (the mean colour for mean-subtracted inputs), padded label pixels are 255.
+Images stay uint8 through the loader (a quarter of float32's bytes to make, copy and send
+between processes) and labels uint8 (an eighth of int64's). The normalisation, which depends
+on the backbone weights (torchvision RGB mean/std vs Caffe BGR mean, DESIGN §3), runs on the
+device after the batch transfer: :func:`normalize_batch`, called by the stage modules'
+``on_after_batch_transfer``. Padded image pixels are 0 in the network's input space (the mean
+colour for mean-subtracted inputs), padded label pixels 255, as when the images were
+normalised before padding.
 """
 
 from __future__ import annotations
@@ -25,11 +31,11 @@ from torchvision.transforms.v2 import functional as F
 
 from zss.data.splits import IGNORE_INDEX
 
-__all__ = ["EvalTransform", "TrainTransform", "pad_collate", "resize_label", "resize_short_side",
-           "same_size_parts"]
+__all__ = ["EvalTransform", "TrainTransform", "normalize_batch", "pad_collate", "resize_label",
+           "resize_short_side", "same_size_parts"]
 
 Normalize = Callable[[torch.Tensor], torch.Tensor]
-_FILL = {tv_tensors.Image: 0.0, tv_tensors.Mask: IGNORE_INDEX}
+_FILL = {tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}
 
 
 def _check_pair(image: torch.Tensor, label: torch.Tensor) -> None:
@@ -41,12 +47,9 @@ def _check_pair(image: torch.Tensor, label: torch.Tensor) -> None:
                          f"{tuple(image.shape[-2:])}, got {tuple(label.shape)}.")
 
 
-def _normalize(normalize: Normalize, image: torch.Tensor) -> torch.Tensor:
-    out = normalize(image.as_subclass(torch.Tensor))
-    if not isinstance(out, torch.Tensor) or out.shape != image.shape:
-        raise ValueError(f"normalize must map a uint8 image {tuple(image.shape)} to a float "
-                         f"tensor of the same shape, got {getattr(out, 'shape', type(out))}.")
-    return out.to(torch.float32)
+def _whole_box(label: torch.Tensor) -> torch.Tensor:
+    h, w = label.shape[-2:]
+    return torch.tensor([0, 0, w, h], dtype=torch.int64)
 
 
 def resize_short_side(image: torch.Tensor, label: torch.Tensor,
@@ -104,25 +107,24 @@ def _resize(image: torch.Tensor, label: torch.Tensor,
 
 
 class EvalTransform:
-    """Evaluation transform: full size (optionally downscaled so the short side is at most
-    ``max_short_side``), then ``normalize``.
+    """Evaluation transform: full size, optionally downscaled so the short side is at most
+    ``max_short_side``.
 
     Args:
-        normalize: ``uint8 (3, H, W) -> float32 (3, H, W)``.
         max_short_side: optional bound on the shorter side in pixels.
 
-    Returns (when called): image float32 (3, h, w), label int64 (h, w).
+    Returns (when called): image uint8 (3, h, w), label uint8 (h, w), box int64 (4,) =
+    (0, 0, w, h) (no padding).
     """
 
-    def __init__(self, normalize: Normalize, max_short_side: int | None = None) -> None:
-        self.normalize = normalize
+    def __init__(self, max_short_side: int | None = None) -> None:
         self.max_short_side = max_short_side
 
     def __call__(self, image: torch.Tensor,
-                 label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                 label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         _check_pair(image, label)
         image, label = resize_short_side(image, label, self.max_short_side)
-        return _normalize(self.normalize, image), label.to(torch.int64)
+        return image, label.to(torch.uint8), _whole_box(label)
 
     def __repr__(self) -> str:
         return f"EvalTransform(max_short_side={self.max_short_side})"
@@ -132,28 +134,27 @@ class TrainTransform:
     """Training transform, image and label transformed jointly.
 
     ``crop_size=None`` (the paper's setting: batch 1, full images): optional downscale to
-    ``max_short_side``, normalize, random horizontal flip.
+    ``max_short_side``, random horizontal flip.
     Otherwise: optional downscale, random scale factor uniform in ``scale_range`` (image
-    bilinear, label nearest), normalize, random crop to ``crop_size`` (padding the image
-    with 0 and the label with 255 where the scaled image is smaller), random horizontal
-    flip. Randomness comes from torch's CPU RNG; the training loader seeds it per image
-    (:func:`zss.data.sampling.seeded`).
+    bilinear, label nearest), random crop to ``crop_size`` (padding the label with 255 where
+    the scaled image is smaller, and the image, whose padding the returned box excludes, so
+    that :func:`normalize_batch` sets it to 0), random horizontal flip. Randomness comes from
+    torch's CPU RNG (one draw per scale, crop position and flip, in that order); the training
+    loader seeds it per image (:func:`zss.data.sampling.seeded`).
 
     Args:
-        normalize: ``uint8 (3, H, W) -> float32 (3, H, W)``.
         crop_size: int or (h, w), or None for full images.
         scale_range: (min, max) scale factors, used only with a crop.
         hflip: flip with probability 0.5.
         max_short_side: optional bound on the shorter side, applied first.
 
-    Returns (when called): image float32 (3, h, w), label int64 (h, w); (h, w) = crop_size
-    when cropping.
+    Returns (when called): image uint8 (3, h, w), label uint8 (h, w), box int64 (4,)
+    (x1, y1, x2, y2) of the image pixels; (h, w) = crop_size when cropping.
     """
 
-    def __init__(self, normalize: Normalize, crop_size: int | Sequence[int] | None = None,
+    def __init__(self, crop_size: int | Sequence[int] | None = None,
                  scale_range: Sequence[float] = (0.5, 2.0), hflip: bool = True,
                  max_short_side: int | None = None) -> None:
-        self.normalize = normalize
         if crop_size is not None:
             crop_size = ((int(crop_size),) * 2 if isinstance(crop_size, int)
                          else tuple(int(c) for c in crop_size))
@@ -172,7 +173,7 @@ class TrainTransform:
         self._flip = v2.RandomHorizontalFlip(0.5) if hflip else None
 
     def __call__(self, image: torch.Tensor,
-                 label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                 label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         _check_pair(image, label)
         image, label = resize_short_side(image, label, self.max_short_side)
         if self._crop is not None:
@@ -182,13 +183,15 @@ class TrainTransform:
             size = [max(1, math.floor(h * scale + 0.5)), max(1, math.floor(w * scale + 0.5))]
             if size != [h, w]:
                 image, label = _resize(image, label, size)
-        pair = (tv_tensors.Image(_normalize(self.normalize, image)),
-                tv_tensors.Mask(label.to(torch.int64)))
+        box = tv_tensors.BoundingBoxes(_whole_box(label)[None], format="XYXY",
+                                       canvas_size=tuple(label.shape))
+        triple = (tv_tensors.Image(image), tv_tensors.Mask(label.to(torch.uint8)), box)
         if self._crop is not None:
-            pair = self._crop(*pair)
+            triple = self._crop(*triple)
         if self._flip is not None:
-            pair = self._flip(*pair)
-        return pair[0].as_subclass(torch.Tensor), pair[1].as_subclass(torch.Tensor)
+            triple = self._flip(*triple)
+        image, label, box = (t.as_subclass(torch.Tensor) for t in triple)
+        return image, label, box[0].to(torch.int64)
 
     def __repr__(self) -> str:
         return (f"TrainTransform(crop_size={self.crop_size}, scale_range={self.scale_range}, "
@@ -205,8 +208,9 @@ def pad_collate(batch: Sequence[dict]) -> dict:
     changes a network's predictions at real pixels (receptive fields, normalisation).
 
     Returns:
-        dict with image float32 (N, 3, H, W), label int64 (N, H, W), id list[str], size
-        int64 (N, 2), and any other keys of the items collated the same way.
+        dict with image (N, 3, H, W) and label (N, H, W) of the items' dtypes (uint8 from the
+        zss transforms), id list[str], size int64 (N, 2), box int64 (N, 4) when the items have
+        one, and any other keys of the items collated the same way.
 
     Raises:
         ValueError: an empty batch, or items with different keys.
@@ -265,3 +269,54 @@ def same_size_parts(batch: dict) -> list[dict]:
                 part[key] = value[i:i + 1]
         parts.append(part)
     return parts
+
+
+def normalize_batch(batch: dict, normalize: Normalize) -> dict:
+    """A collated batch as the network and the losses take it, on the batch's device.
+
+    The image is normalised (``normalize``: the preprocessing of the backbone's weights,
+    DESIGN §3) and every pixel outside its image's ``box`` (padding by a crop) or beyond its
+    ``size`` (padding by :func:`pad_collate`) set to +0.0, exactly as when the images were
+    normalised on the CPU before padding; label and seenmask become int64. The elementwise
+    operations are those :class:`zss.models.Preprocessing` runs on the CPU, so the result is
+    the same bit for bit on the CPU (tested) and, on a GPU, where torch runs each operation
+    as its own IEEE-rounded kernel (checked by ``benchmarks/gpu_throughput.py``).
+
+    Args:
+        batch: dict with image uint8 (N, 3, H, W) RGB, label integer (N, H, W), optional
+            seenmask (N, H, W), box int64 (N, 4) (x1, y1, x2, y2, ends exclusive) and size
+            int64 (N, 2) (each image's own (H, W)); other keys are passed through.
+        normalize: ``uint8 (N, 3, H, W) -> float32 (N, 3, H, W)``.
+
+    Returns:
+        a new dict: image float32 (N, 3, H, W), label and seenmask int64, the rest as given.
+
+    Raises:
+        TypeError: an image that is not uint8 (e.g. normalised already by a custom loader:
+            the zss modules normalise themselves, so that the preprocessing is always the
+            one the weights need).
+    """
+    image = batch["image"]
+    if image.dtype != torch.uint8:
+        raise TypeError(f"a batch's image must be uint8 RGB (N, 3, H, W), got {image.dtype}: "
+                        "the zss modules normalise the images on the device with the "
+                        "preprocessing of their backbone's weights, so a loader must not "
+                        "(use zss.data.ZSSDataModule, or give uint8 images).")
+    out = dict(batch)
+    x = normalize(image)
+    h, w = image.shape[-2:]
+    box, size = batch.get("box"), batch.get("size")
+    if box is None and size is not None:  # pad_collate's padding only: each image's own size
+        box = torch.cat([torch.zeros_like(size), size.flip(-1)], dim=-1)
+    if box is not None:  # within its item's own size, so it excludes pad_collate's padding too
+        box = box.to(x.device)
+        rows = torch.arange(h, device=x.device).view(1, h, 1)
+        cols = torch.arange(w, device=x.device).view(1, 1, w)
+        inside = ((rows >= box[:, 1, None, None]) & (rows < box[:, 3, None, None])
+                  & (cols >= box[:, 0, None, None]) & (cols < box[:, 2, None, None]))
+        x = torch.where(inside[:, None], x, torch.zeros((), dtype=x.dtype, device=x.device))
+    out["image"] = x
+    for key in ("label", "seenmask"):
+        if key in out:
+            out[key] = out[key].long()
+    return out

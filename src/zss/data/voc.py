@@ -86,9 +86,8 @@ class VOCSegmentation(ListSegmentation):
         image_set: name of the list ``ImageSets/Segmentation/<image_set>.txt``; for
             ``sbd_train`` and ``seg11valid`` the lists shipped with zss
             (:data:`PACKAGED_LISTS`) when that folder has none.
-        transform: optional callable ``(image uint8 (3, H, W), label int64 (H, W)) ->
-            (image float32 (3, h, w), label int64 (h, w))``, e.g.
-            :class:`zss.data.transforms.TrainTransform`.
+        transform: optional callable ``(image uint8 (3, H, W), label uint8 (H, W)) ->
+            (image, label)`` (:class:`zss.data.ZSSDataModule` applies its own and wants none).
         num_classes: number of classes; label values must be < num_classes or 255 (21: the
             VOC class list, class set ``"voc"``).
         cache_dir: optional folder for the :meth:`class_presence` cache (json).
@@ -101,7 +100,7 @@ class VOCSegmentation(ListSegmentation):
             becomes ``v - 1``, background 0 becomes void 255).
 
     Items are ``dict(image, label, id)``: without a transform, image is uint8 (3, H, W) RGB
-    and label int64 (H, W); with one, whatever it returns.
+    and label uint8 (H, W); with one, whatever it returns.
 
     Raises:
         DataError: a missing root or list (the message lists the lists that exist), an id

@@ -3,6 +3,7 @@ and the optimiser's parameter groups."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -13,11 +14,16 @@ from torch import nn
 
 from zss.data.filters import check_no_leakage
 from zss.data.splits import ClassSplit
-from zss.data.transforms import same_size_parts
+from zss.data.transforms import normalize_batch, same_size_parts
 from zss.errors import UserInputError
-from zss.models import FCN32sBackbone, SmallBackbone, SZNNet
+from zss.models import FCN32sBackbone, SmallBackbone, SZNNet, preprocessing_for_backbone
 from zss.modules.evaluation import ZeroShotEvaluator, predict_variants
 from zss.resume import LastCheckpoint
+
+# the modules normalise every batch after its transfer (DESIGN §3); Lightning warns that the
+# module's hook is used rather than the data module's, which has none: nothing to act on
+warnings.filterwarnings("ignore", message="You have overridden `on_after_batch_transfer`",
+                        category=UserWarning)
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {"fcn32s": FCN32sBackbone,
                                                   "small": SmallBackbone}
@@ -124,6 +130,15 @@ class ZeroShotModule(L.LightningModule):
         leakage_guard: check every training and validation batch for classes the stage may
             not see (:func:`zss.data.filters.check_no_leakage`; the ``leakage_guard`` key);
             True unless turned off.
+        preprocessing: the input normalisation of the backbone's weights
+            (:func:`zss.models.preprocessing_for_backbone` of ``backbone``, so a restored
+            checkpoint's own), applied on the device to every batch
+            (:meth:`on_after_batch_transfer`).
+        channels_last: give the network its images in ``torch.channels_last`` memory format
+            (``model.channels_last``; faster convolutions on a GPU); False by default.
+        compile_backbone: ``torch.compile`` the backbone in place when the trainer sets the
+            module up (``model.compile``; the state-dict keys stay the same); False by
+            default.
 
     Test variants: FCN-S alone for ``fcn_s``; otherwise FCN-JE, plus SZN (with the seenmask)
     and SZN-PS when the split has classes outside train_seen. On a split without them (e.g.
@@ -161,6 +176,9 @@ class ZeroShotModule(L.LightningModule):
         self.test_results: tuple[dict, list] | None = None
         self.test_images: int | None = None
         self.leakage_guard = True
+        self.preprocessing = preprocessing_for_backbone(backbone)
+        self.channels_last = False
+        self.compile_backbone = False
 
     # ---- what a stage may see, and a loss that stops being finite ----------------------
     STAGE = ""
@@ -196,6 +214,25 @@ class ZeroShotModule(L.LightningModule):
             f"images {list(batch['id'])}; training stopped and {kept}. A learning rate too "
             "high for the loss (try a lower optimizer.lr) or a corrupt image are the usual "
             "causes.")
+
+    # ---- the batch on the device: normalised images, int64 labels ----------------------
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Normalise the uint8 images on the device with :attr:`preprocessing`, int64 labels
+        (:func:`zss.data.transforms.normalize_batch`), and the channels_last format when
+        :attr:`channels_last`. Every training, validation and test batch passes here."""
+        batch = normalize_batch(batch, self.preprocessing)
+        if self.channels_last:
+            batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+        return batch
+
+    def setup(self, stage: str) -> None:
+        """Apply :attr:`channels_last` to the weights and :attr:`compile_backbone` (once) when
+        a trainer starts with this module."""
+        if self.channels_last:  # the weights too, or each convolution converts them
+            self.net.to(memory_format=torch.channels_last)
+        if self.compile_backbone and not getattr(self, "_compiled", False):
+            self.net.backbone.compile()  # in place: checkpoints keep their keys
+            self._compiled = True
 
     def _variants(self) -> tuple[str, ...]:
         if self.hparams.variant == "fcn_s":
