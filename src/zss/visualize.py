@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 from zss.data.splits import IGNORE_INDEX, ClassSplit
 from zss.data.transforms import resize_short_side
 from zss.data.voc import voc_colormap
+from zss.models.gates import GATES
 from zss.modules.evaluation import predict_variants
 
 __all__ = ["prediction_grid", "save_test_predictions"]
@@ -128,7 +129,8 @@ def save_test_predictions(module, dataset, count: int, path: str | Path) -> Path
     module.eval()
     device = next(module.parameters()).device
     images, labels, seenmask = [], [], []
-    preds: dict[str, list[np.ndarray]] = {v: [] for v in module.test_variants}
+    variants = tuple(v for v in module.test_variants if v not in GATES)  # the paper's
+    preds: dict[str, list[np.ndarray]] = {v: [] for v in variants}
     for index in chosen:
         raw = dataset.base[index]
         image, label = dataset.transform(raw["image"], raw["label"])
@@ -137,7 +139,7 @@ def save_test_predictions(module, dataset, count: int, path: str | Path) -> Path
         out = module.net(image[None].to(device))
         labels_b = label[None].to(device)
         for v, p in predict_variants(out, labels_b, module.class_embeddings, split,
-                                     module.test_variants).items():
+                                     variants).items():
             preds[v].append(p[0].cpu().numpy())
         if "seenmask" in out:
             seenmask.append(out["seenmask"][0].argmax(0).cpu().numpy())
