@@ -142,8 +142,9 @@ def format_tuning(tuning: dict[str, Any], tradeoff: dict[str, Any] | None) -> st
             lines.append(f"  {g:<14} {r['parameter']:<6}= {value:<10} objective "
                          f"{_pct(r['objective'])} (train_seen {_pct(r['miou_train_seen'])}, "
                          f"train_unseen {_pct(r['miou_train_unseen'])})")
+        untuned = {"szn": "szn (t = 0.5)", "fcn_je": "fcn_je (γ = 0)"}
         for name, o in tuning.get("reference", {}).items():
-            lines.append(f"  {name:<14} untuned     objective {_pct(o)}")
+            lines.append(f"  {untuned[name]:<25} objective {_pct(o)} (untuned, same images)")
     if tradeoff is not None:
         a = tradeoff["ausuc"]
         lines.append("AUSUC (calibrated stacking, γ swept on the TEST split: an analysis, not "
