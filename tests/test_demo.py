@@ -164,7 +164,7 @@ def test_the_demo_reports_every_gate_tuned_and_the_tradeoff_curve(demo):
             2 * r["miou_train_seen"] * r["miou_train_unseen"]
             / (r["miou_train_seen"] + r["miou_train_unseen"]))
         # every metric of the paper's variants, seenmask scores included
-        assert {k.split("/")[-1] for k in m if k.startswith(f"test/{g}/")} == {
+        assert {k.split("/")[-1] for k in m if k.startswith(f"test/{g}/")} - {"ausuc"} == {
             k.split("/")[-1] for k in m if k.startswith("test/szn/")}
         assert f"{g:<14} {parameter}" in printed
     # the tuned gate is at least as good as the untuned one on the tuning images

@@ -137,8 +137,13 @@ def test_the_sweep_refuses_an_unsorted_grid():
 def test_ausuc_of_known_curves():
     assert ausuc([0.0, 0.5, 1.0], [1.0, 0.5, 0.0]) == pytest.approx(0.5)
     assert ausuc([0.0, 1.0], [0.8, 0.8]) == pytest.approx(0.8)
-    # Chao's staircase: (0, .6) -> (.2, .6) -> (.2, .3) -> (.5, 0): .12 + .045
-    assert ausuc([0.0, 0.2, 0.2, 0.5], [0.6, 0.6, 0.3, 0.0]) == pytest.approx(0.165)
+    # (.2, .3) is dominated by (.2, .6): frontier (0, .6), (.2, .6), (.5, 0): .12 + .09
+    assert ausuc([0.0, 0.2, 0.2, 0.5], [0.6, 0.6, 0.3, 0.0]) == pytest.approx(0.21)
+    # a curve that turns back (mIoU: U false positives): the return leg is dominated
+    assert ausuc([0.0, 0.3, 0.1], [0.6, 0.5, 0.0]) == pytest.approx(0.3 * 1.1 / 2)
+    assert ausuc([0.1, 0.3, 0.0], [0.0, 0.5, 0.6]) == pytest.approx(0.3 * 1.1 / 2)  # any order
+    # a point above the seen-only one: held at its height down to unseen 0 (.12 + .09)
+    assert ausuc([0.0, 0.2, 0.5], [0.5, 0.6, 0.0]) == pytest.approx(0.21)
     assert ausuc([0.0, math.nan, 1.0], [1.0, 0.3, 1.0]) == pytest.approx(1.0)  # NaN skipped
     assert math.isnan(ausuc([0.1], [0.2]))
     with pytest.raises(ValueError):

@@ -76,17 +76,21 @@ class ThresholdSweep(Metric):
 
 def ausuc(miou_unseen: Sequence[float], miou_seen: Sequence[float]) -> float:
     """Area under the seen–unseen curve (Chao et al., ECCV 2016, §4.2), with mIoU in place of
-    accuracy: the trapezoid rule over the points (unseen, seen) in the order given (the order
-    of γ, from seen-only to unseen-only predictions). A stretch where the unseen mIoU falls
-    counts negatively, so the area is that of the path traced; points with a NaN coordinate
-    are left out.
+    accuracy.
+
+    Chao et al.'s accuracy curve is monotone (raising γ only moves pixels to unseen classes);
+    an mIoU curve is not — past some γ the unseen classes' false positives lower their IoU
+    again, and the curve turns back. So the area is taken under its upper frontier: the
+    points not dominated by another (one with an unseen *and* a seen mIoU at least as high),
+    in order of unseen mIoU, joined by the trapezoid rule, and held at its first point's seen
+    mIoU down to unseen mIoU 0. For a monotone curve from the seen axis that is the curve
+    itself, as in the paper. Points with a NaN coordinate are left out.
 
     Args:
-        miou_unseen, miou_seen: the curve's coordinates in [0, 1], same length.
+        miou_unseen, miou_seen: the curve's coordinates in [0, 1], same length (any order).
 
     Returns:
-        the area, in [0, 1] for a curve whose unseen coordinate increases; NaN with fewer than
-        two defined points.
+        the area, in [0, 1]; NaN with fewer than two defined points.
 
     Raises:
         ValueError: different lengths.
@@ -97,5 +101,14 @@ def ausuc(miou_unseen: Sequence[float], miou_seen: Sequence[float]) -> float:
     keep = ~(np.isnan(x) | np.isnan(y))
     if keep.sum() < 2:
         return math.nan
-    x, y = x[keep], y[keep]
-    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
+    order = np.lexsort((-y[keep], -x[keep]))  # unseen mIoU descending, then seen descending
+    frontier, best = [], -math.inf
+    for i in order:
+        xi, yi = x[keep][i], y[keep][i]
+        if yi > best:
+            frontier.append((xi, yi))
+            best = yi
+    fx, fy = np.array(frontier[::-1]).T
+    if fx[0] > 0:  # left of the frontier the best seen mIoU is its first point's
+        fx, fy = np.concatenate([[0.0], fx]), np.concatenate([[fy[0]], fy])
+    return float(np.sum((fx[1:] - fx[:-1]) * (fy[1:] + fy[:-1]) / 2))
