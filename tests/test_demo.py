@@ -145,3 +145,77 @@ def test_szn_is_szn_ps_where_the_seenmask_is_right(demo):
     for v in ("fcn_je", "szn_ps"):
         assert torch.equal(seen[v], unseen[v])
     assert seen["szn"].sum() == seen["szn_ps"].sum() == 60 * 64 * 64  # every test pixel
+
+
+GATE_VARIANTS = ("szn_threshold", "szn_cs", "szn_maxcos")
+
+
+def test_the_demo_reports_every_gate_tuned_and_the_tradeoff_curve(demo):
+    _, out, payload, printed = demo
+    m, tuning = payload["metrics"], payload["gate_tuning"]
+    assert tuning["objective"] == "hmean(miou_train_seen, miou_train_unseen)"
+    assert tuning["images"] == payload["images"]["stage2_val"] > 0
+    for g, parameter in zip(GATE_VARIANTS, ("t", "gamma", "tau"), strict=True):
+        r = tuning["gates"][g]
+        assert r["parameter"] == parameter and r["value"] is not None
+        assert m[f"tune/{g}/{parameter}"] == r["value"]
+        assert m[f"tune/{g}/objective"] == r["objective"] == pytest.approx(
+            2 * r["miou_train_seen"] * r["miou_train_unseen"]
+            / (r["miou_train_seen"] + r["miou_train_unseen"]))
+        # every metric of the paper's variants, seenmask scores included
+        assert {k.split("/")[-1] for k in m if k.startswith(f"test/{g}/")} - {"ausuc"} == {
+            k.split("/")[-1] for k in m if k.startswith("test/szn/")}
+        assert f"{g:<14} {parameter}" in printed
+    # the tuned gate is at least as good as the untuned one on the tuning images
+    assert tuning["gates"]["szn_threshold"]["objective"] >= tuning["reference"]["szn"]
+    assert tuning["gates"]["szn_cs"]["objective"] >= tuning["reference"]["fcn_je"]
+    header = (out / "per_class_iou.csv").read_text().splitlines()[0].split(",")
+    assert header == ["class", "set", "iou/fcn_je", "iou/szn", "iou/szn_ps",
+                      *(f"iou/{g}" for g in GATE_VARIANTS)]
+    saved = json.loads((out / "metrics.json").read_text())
+    curve = saved["ausuc"]
+    assert 0 < curve["ausuc"] == m["test/szn_cs/ausuc"] <= 1
+    assert "test-set analysis" in curve["note"]
+    assert len(curve["gamma"]) == len(curve["miou_seen"]) == len(curve["miou_unseen"])
+    assert curve["miou_unseen"][0] == 0.0  # gamma below -2: U is never predicted
+    i = curve["gamma"].index(0.0)  # gamma = 0 is FCN-JE
+    assert curve["miou_unseen"][i] == m["test/fcn_je/miou_unseen"]
+    with Image.open(out / "tradeoff.png") as img:
+        assert img.size[0] > 300
+    assert "AUSUC" in printed and "SZN-CS" in printed and "SZN-cos" in printed
+    assert "Best gate on hIoU" in printed or "No tuned gate beats" in printed
+
+
+def test_tuning_never_sees_the_test_split(demo, tmp_path, monkeypatch):
+    """The same run with garbage test labels tunes the same gate parameters (its test scores
+    change); tuning the trained model on those test labels instead gives other values."""
+    from zss.data.synthetic import SyntheticSegmentation
+    from zss.modules.tuning import GateTuning, gates_for
+
+    cfg, _, payload, _ = demo
+    real = SyntheticSegmentation.__getitem__
+
+    def garbage_test_labels(self, index):
+        item = real(self, index)
+        if self.image_set == "test":
+            g = torch.Generator().manual_seed(index)  # not the global RNG: training unchanged
+            item["label"] = torch.randint(0, 21, item["label"].shape, generator=g)
+        return item
+
+    monkeypatch.setattr(SyntheticSegmentation, "__getitem__", garbage_test_labels)
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        garbled = compose("config", overrides=["+experiment=demo", f"paths.output_dir={tmp_path}",
+                                               f"paths.cache_dir={cfg.paths.cache_dir}",
+                                               *REDUCED, "visualize=0", "explain=false"])
+    with contextlib.redirect_stdout(io.StringIO()):
+        other = train_and_test(garbled)
+    assert other["metrics"]["test/fcn_je/miou"] != payload["metrics"]["test/fcn_je/miou"]
+    assert other["gate_tuning"] == payload["gate_tuning"]
+    # the check can fail: tuned on the (garbage) test labels, the values differ
+    module = Stage2Module.load_from_checkpoint(other["stage2_ckpt"], map_location="cpu")
+    tuner = GateTuning(module, gates_for(True))
+    L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
+              enable_model_summary=False).validate(
+        tuner, dataloaders=_test_data(garbled, module.split).test_dataloader(), verbose=False)
+    on_test = {g: r["value"] for g, r in tuner.result.items() if g != "reference"}
+    assert on_test != {g: r["value"] for g, r in payload["gate_tuning"]["gates"].items()}

@@ -67,13 +67,12 @@ def test_run_writes_its_files_and_table(run_dir, word_vectors_dir):
         assert (out / "checkpoints").samefile(Path(payload[stage]).parents[1])
     m = payload["metrics"]
     assert m["test/fcn_je/pixel_acc"] > 0  # else every check below compares zeros
-    variants = ("fcn_je", "szn", "szn_ps")
-    assert {k.split("/")[1] for k in m} == set(variants)
+    variants = ("fcn_je", "szn", "szn_ps", "szn_threshold", "szn_cs", "szn_maxcos")
+    assert {k.split("/")[1] for k in m if k.startswith("test/")} == set(variants)
     # the class rows: the split's classes in label order, each with its set
     with open(out / "per_class_iou.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["class", "set", "iou_percent/fcn_je", "iou_percent/szn",
-                             "iou_percent/szn_ps"]
+    assert list(rows[0]) == ["class", "set", *(f"iou_percent/{v}" for v in variants)]
     assert [r["class"] for r in rows] == list(VOC_CLASSES)
     sets = {"aeroplane": "train_unseen", "horse": "train_unseen", "sheep": "unseen",
             "train": "unseen"}
@@ -102,7 +101,8 @@ def test_run_writes_its_files_and_table(run_dir, word_vectors_dir):
         for k, value in expected.items():
             assert _same(m[f"test/{v}/{k}"], float(value)), (v, k, m[f"test/{v}/{k}"], value)
     for k in ("seenmask_acc", "seenmask_precision", "seenmask_recall"):
-        assert f"test/szn/{k}" in m
+        for v in ("szn", "szn_threshold", "szn_cs", "szn_maxcos"):
+            assert f"test/{v}/{k}" in m
     assert "miou_unseen" in stdout and "tvmonitor" in stdout
 
 

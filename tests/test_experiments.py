@@ -52,7 +52,12 @@ def _variants(cfg) -> set[str]:
         return {"fcn_s"}
     if not (cfg.split.train_unseen or cfg.split.unseen):
         return {"fcn_je"}  # SZN-PS would equal FCN-JE
-    return {"fcn_je", "szn", "szn_ps"} if "stage2" in cfg.stages else {"fcn_je", "szn_ps"}
+    variants = ({"fcn_je", "szn", "szn_ps"} if "stage2" in cfg.stages
+                else {"fcn_je", "szn_ps"})
+    if cfg.split.train_unseen:  # the gates, tuned on held-out training images
+        variants |= {"szn_cs", "szn_maxcos"} | ({"szn_threshold"} if "stage2" in cfg.stages
+                                                else set())
+    return variants
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -70,7 +75,9 @@ def test_experiment_runs_to_its_metrics(experiment, voc_sample, context_sample,
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     payload = json.loads((tmp_path / "metrics.json").read_text())
     variants = _variants(cfg)
-    assert {k.split("/")[1] for k in payload["metrics"]} == variants
+    assert {k.split("/")[1] for k in payload["metrics"] if k.startswith("test/")} == variants
+    if not cfg.split.train_unseen and cfg.model.variant == "fcn_je":
+        assert "no train_unseen class" in payload["gate_tuning"]["skipped"]
     header = (tmp_path / "per_class_iou.csv").read_text().splitlines()[0]
     assert set(header.split(",")[2:]) == {f"iou_percent/{v}" for v in variants}
     assert payload["split"] == cfg.split.name and payload["test_images"] >= 1

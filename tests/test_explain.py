@@ -54,3 +54,36 @@ def test_unseen_confusions_counts_where_u_pixels_went():
     hist[sheep, cow], hist[sheep, sheep], hist[train, train] = 6, 2, 2
     share, top = unseen_confusions(hist, SPLIT)
     assert share == 0.6 and top == {"sheep": "cow", "train": "train"}
+
+
+def _gate_scores(cs, thr, cos, szn=(0.6, 0.0)):
+    def v(seen, unseen):
+        h = 0.0 if seen + unseen == 0 else 2 * seen * unseen / (seen + unseen)
+        return {"miou_seen": seen, "miou_unseen": unseen, "hiou": h}
+
+    return {"szn": v(*szn), "szn_cs": v(*cs), "szn_threshold": v(*thr),
+            "szn_maxcos": v(*cos)}
+
+
+def _tuning(tu=0.5):
+    return {"gates": {"szn_threshold": {"parameter": "t", "value": 0.99, "miou_train_unseen": tu},
+                      "szn_cs": {"parameter": "gamma", "value": 0.12, "miou_train_unseen": tu},
+                      "szn_maxcos": {"parameter": "tau", "value": 0.3, "miou_train_unseen": tu}}}
+
+
+def test_the_gates_reading_names_the_best_gate_and_its_cost():
+    from zss.explain import explain_gates
+
+    text = " ".join(explain_gates(_gate_scores(cs=(0.5, 0.3), thr=(0.58, 0.05),
+                                               cos=(0.4, 0.2)), _tuning()).split())
+    assert "SZN-CS, calibrated stacking (seen cosines minus γ), γ = 0.12" in text
+    assert "unseen mIoU +30.0 points, seen mIoU -10.0 points" in text
+    # hIoU 37.5 % against 0: clearly above; the cost 60 -> 50
+    assert ("Best gate on hIoU: SZN-CS, clearly above SZN (0.0 % -> 37.5 %, unseen mIoU "
+            "0.0 % -> 30.0 %); it costs 10.0 points of seen mIoU (60.0 % -> 50.0 %)") in text
+    # t tuned on train_unseen (50 %) but only 5 % on U: the optimistic stand-in is named
+    assert "optimistic stand-in" in text
+    none = " ".join(explain_gates(_gate_scores(cs=(0.5, 0.1), thr=(0.6, 0.1), cos=(0.4, 0.1),
+                                               szn=(0.6, 0.3)), _tuning(tu=0.1)).split())
+    assert "No tuned gate beats SZN on hIoU (40.0 %)" in none and "optimistic" not in none
+    assert explain_gates({"szn": {}}, {"skipped": "no train_unseen"}) == ""

@@ -18,11 +18,16 @@ import torch
 from zss.data.splits import ClassSplit
 from zss.metrics import per_class_iou
 
-__all__ = ["explain", "summary", "summary_table", "unseen_confusions"]
+__all__ = ["explain", "explain_gates", "summary", "summary_table", "unseen_confusions"]
 
 SUMMARY_KEYS = (("miou", "mIoU"), ("miou_seen", "mIoU S"), ("miou_unseen", "mIoU U"),
                 ("hiou", "hIoU"), ("pixel_acc", "pix acc"))
-NAMES = {"fcn_s": "FCN-S", "fcn_je": "FCN-JE", "szn": "SZN", "szn_ps": "SZN-PS"}
+NAMES = {"fcn_s": "FCN-S", "fcn_je": "FCN-JE", "szn": "SZN", "szn_ps": "SZN-PS",
+         "szn_threshold": "SZN-thr", "szn_cs": "SZN-CS", "szn_maxcos": "SZN-cos"}
+GATE_WORDS = {"szn_threshold": "the seenmask with a tuned threshold t on P(seen)",
+              "szn_cs": "calibrated stacking (seen cosines minus γ)",
+              "szn_maxcos": "the max-cosine novelty threshold τ"}
+SYMBOLS = {"t": "t", "gamma": "γ", "tau": "τ"}
 CLEAR_GAP = 0.10
 """A difference of at least 10 IoU / recall points is called clear."""
 
@@ -156,3 +161,62 @@ def explain(scores: Mapping[str, Mapping[str, float]], split: ClassSplit,
     said.append(f"hIoU: SZN-PS {_pct(h_ps)} " + (">=" if h_ps >= h_szn else "<")
                 + f" SZN {_pct(h_szn)}.")
     return "\n".join(lines + [_wrap(t) for t in said])
+
+
+def explain_gates(scores: Mapping[str, Mapping[str, float]],
+                  tuning: Mapping[str, object]) -> str:
+    """The reading of the tuned gates against the paper's SZN (keys as in ``metrics.json``).
+
+    Args:
+        scores: ``{variant: {metric: value}}`` with ``szn`` or ``fcn_je`` and the gate
+            variants (``szn_threshold``, ``szn_cs``, ``szn_maxcos``).
+        tuning: ``metrics.json``'s ``gate_tuning``: per gate its ``parameter``, ``value``,
+            and ``miou_train_unseen`` on the held-out training images.
+
+    Returns:
+        per gate its tuned value, hIoU, unseen and seen mIoU change against the baseline (SZN,
+        or FCN-JE without a seenmask), then which gate did best on hIoU and what it cost in
+        seen mIoU — every sentence chosen by comparing the values; ``""`` without gates.
+    """
+    gates = {g: r for g, r in tuning.get("gates", {}).items()  # type: ignore[union-attr]
+             if g in scores}
+    if not gates:
+        return ""
+    base = "szn" if "szn" in scores else "fcn_je"
+    ref = scores[base]
+    said = []
+
+    def pts(d: float) -> str:
+        return f"{100 * d:+.1f} points"
+
+    for g, r in gates.items():
+        s = scores[g]
+        said.append(f"{NAMES[g]}, {GATE_WORDS[g]}, {SYMBOLS[r['parameter']]} = "
+                    f"{r['value']:.4g} (tuned on held-out training images): hIoU {_pct(s['hiou'])}"
+                    f" against {NAMES[base]}'s {_pct(ref['hiou'])}; unseen mIoU "
+                    f"{pts(s['miou_unseen'] - ref['miou_unseen'])}, seen mIoU "
+                    f"{pts(s['miou_seen'] - ref['miou_seen'])}.")
+        tu = r.get("miou_train_unseen", math.nan)
+        if g == "szn_threshold" and tu - s["miou_unseen"] >= CLEAR_GAP:
+            said.append(f"Its train_unseen mIoU on the tuning images was {_pct(tu)}, its U "
+                        f"mIoU on test {_pct(s['miou_unseen'])}: the seenmask was trained on "
+                        "the train_unseen classes, so they are an optimistic stand-in for U "
+                        "when tuning its threshold.")
+    defined = {g: scores[g]["hiou"] for g in gates if not math.isnan(scores[g]["hiou"])}
+    if defined and not math.isnan(ref["hiou"]):
+        best = max(defined, key=defined.get)
+        s = scores[best]
+        gain, cost = s["hiou"] - ref["hiou"], ref["miou_seen"] - s["miou_seen"]
+        cost_words = (f"it costs {100 * cost:.1f} points of seen mIoU ({_pct(ref['miou_seen'])}"
+                      f" -> {_pct(s['miou_seen'])})" if cost > 0 else
+                      f"seen mIoU does not drop ({_pct(ref['miou_seen'])} -> "
+                      f"{_pct(s['miou_seen'])})")
+        if gain > 0:
+            how = "clearly" if gain >= CLEAR_GAP else "slightly"
+            said.append(f"Best gate on hIoU: {NAMES[best]}, {how} above {NAMES[base]} "
+                        f"({_pct(ref['hiou'])} -> {_pct(s['hiou'])}, unseen mIoU "
+                        f"{_pct(ref['miou_unseen'])} -> {_pct(s['miou_unseen'])}); {cost_words}.")
+        else:
+            said.append(f"No tuned gate beats {NAMES[base]} on hIoU ({_pct(ref['hiou'])}); "
+                        f"the best, {NAMES[best]}, gets {_pct(s['hiou'])}.")
+    return "\n".join(_wrap(t) for t in said)

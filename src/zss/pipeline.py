@@ -3,14 +3,18 @@ the result files.
 
 Stages (``stages`` key): ``stage1`` trains FCN-32s + head on train_seen images; ``stage2``
 trains the seenmask head on the frozen stage-1 model; ``test`` evaluates every variant
-(FCN-S, or FCN-JE, SZN and SZN-PS) on the test split. Without ``stage1`` the model comes from
+(FCN-S, or FCN-JE, SZN and SZN-PS) on the test split, beside the gates SZN-thr, SZN-CS and
+SZN-cos whose parameters were tuned first on stage 2's held-out training images
+(:mod:`zss.modules.tuning`; runs that train and whose split has train_unseen classes). Without ``stage1`` the model comes from
 ``stage1_ckpt`` (:func:`zss.checkpoints.load_stage1`), whose preprocessing and class vectors
 are used, never the config's.
 
 Files in ``paths.output_dir`` (written by global rank 0 only, each atomically): ``config.yaml``
 (resolved), ``checkpoints/<stage>/`` (the selected checkpoint and ``last.ckpt``, the full
 training state), ``progress.json`` (finished stages), ``metrics.json``,
-``per_class_iou.csv``, ``confusion_matrices.json``; ``visualize=N`` adds ``predictions.png``
+``per_class_iou.csv``, ``confusion_matrices.json``, ``tradeoff.png`` (the seen–unseen
+curve of calibrated stacking on the test split, a test-set analysis; splits with U classes);
+``visualize=N`` adds ``predictions.png``
 (:mod:`zss.visualize`) and ``explain=true`` prints a reading of the table
 (:mod:`zss.explain`).
 
@@ -45,12 +49,13 @@ from zss.data.files import DataError
 from zss.data.protocols import Protocol
 from zss.data.splits import ClassSplit, SplitError, split_from_config
 from zss.errors import ConfigError, EmbeddingDimensionError, user_error
-from zss.explain import explain, summary
+from zss.explain import NAMES, explain, explain_gates, summary
 from zss.launchers import cluster_plugins, scheduler_job
 from zss.models import load_pretrained, preprocessing_for_backbone
 from zss.modules import Stage1Module, Stage2Module
 from zss.modules.evaluation import format_table, table_csv
 from zss.modules.stage1 import epochs_within_image_budget
+from zss.modules.tuning import OBJECTIVE, GateTuning, format_tuning, gates_for
 from zss.resume import (
     AtomicCheckpointIO,
     LastCheckpoint,
@@ -67,6 +72,7 @@ from zss.run_record import (
     tensor_sha256,
     write_failure,
 )
+from zss.tradeoff_plot import save_tradeoff_png
 from zss.visualize import save_test_predictions
 
 log = logging.getLogger("zss")
@@ -382,15 +388,64 @@ def _train_and_test(cfg: DictConfig, out: Path, progress: dict[str, Any],
                 backbone=backbone, preprocessing=dataclasses.asdict(module.preprocessing))
     results: dict[str, Any] = {}
     if "test" in stages:
+        if module.hparams.variant == "fcn_je":
+            meta["gate_tuning"] = _tune_gates(cfg, module, dm, split, training)
         results = _test(cfg, module, dm, loggers, out, split, meta)
     payload = {**meta, "metrics": results}
     if is_global_zero():
         # strict JSON: a score that is undefined (NaN, e.g. no unseen class present) is null
-        strict = {**payload, "metrics": {k: None if math.isnan(v) else v
-                                         for k, v in results.items()}}
-        write_atomic(out / "metrics.json", json.dumps(strict, indent=2, allow_nan=False))
+        write_atomic(out / "metrics.json", json.dumps(_strict(payload), indent=2,
+                                                      allow_nan=False))
         log.info("Results in %s", out)
     return payload
+
+
+def _strict(x: Any) -> Any:
+    """``x`` with every NaN float replaced by None (strict JSON)."""
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _strict(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_strict(v) for v in x]
+    return x
+
+
+def _tune_gates(cfg: DictConfig, module: L.LightningModule, dm, split: ClassSplit,
+                training: bool) -> dict[str, Any]:
+    """Tune every gate the model can use on stage 2's held-out training images
+    (:mod:`zss.modules.tuning`) and set them on ``module`` for the test; returns what
+    ``metrics.json`` records under ``gate_tuning`` (or why nothing was tuned)."""
+    if not split.train_unseen:
+        reason = (f"split '{split.name}' has no train_unseen class to stand in for the unseen "
+                  "ones, so the gate variants (szn_threshold, szn_cs, szn_maxcos) are skipped")
+    elif not training:
+        reason = ("this run trains nothing, so it has no held-out training images to tune "
+                  "on (the test split is never used for that); the gate variants are skipped")
+    elif not dm.ids("stage2_val"):
+        reason = "stage 2 has no held-out training image; the gate variants are skipped"
+    else:
+        reason = None
+    if reason:
+        log.info("gates: %s", reason)
+        return {"skipped": reason}
+    tuner = GateTuning(module, gates_for(bool(module.hparams.seenmask)))
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
+    trainer.validate(tuner, dataloaders=dm.gate_tuning_dataloader(), verbose=False)
+    result = dict(tuner.result)
+    reference = result.pop("reference")
+    chosen = {g: r["value"] for g, r in result.items() if r["value"] is not None}
+    module.set_gates(chosen)
+    tuning = {"objective": OBJECTIVE, "images": len(dm.ids("stage2_val")),
+              "data": f"stage2_val: held-out images of '{dm.train_set}'", "gates": result,
+              "reference": reference}
+    untuned = sorted(set(result) - set(chosen))
+    if untuned:
+        tuning["untuned"] = (f"{untuned}: the held-out images lack train_seen or train_unseen "
+                             "pixels, so the objective is undefined")
+    log.info("gates tuned: %s", ", ".join(f"{g} {r['parameter']}={r['value']}"
+                                           for g, r in result.items()))
+    return tuning
 
 
 def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Path,
@@ -406,6 +461,16 @@ def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Pa
     meta["test_images"] = module.test_images
     meta.setdefault("images", {})["test"] = module.test_images
     results = {f"test/{v}/{k}": val for v, s in scores.items() for k, val in s.items()}
+    tuning = meta.get("gate_tuning", {})
+    for g, r in tuning.get("gates", {}).items():
+        if r["value"] is not None:
+            results[f"tune/{g}/{r['parameter']}"] = r["value"]
+            results[f"tune/{g}/objective"] = r["objective"]
+    tradeoff = module.evaluator.tradeoff()
+    if tradeoff is not None:
+        results["test/szn_cs/ausuc"] = tradeoff["ausuc"]
+        meta["ausuc"] = {"note": "test-set analysis: calibrated stacking with gamma swept on "
+                                 "the test split; not a tuned result", **tradeoff}
     if not is_global_zero():
         return results
     write_atomic(out / "per_class_iou.csv", table_csv(table))
@@ -416,11 +481,21 @@ def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Pa
     source = meta["embedding_source"]
     source = f" (class embeddings: {source})" if source else ""
     parts = [f"Test split '{cfg.data.test_set}' ({meta['test_images']} images), "
-             f"{split.name}, protocol {meta['protocol']}{source}, IoU in percent:\n{format_table(scores, table)}",
-             f"Summary (percent):\n{summary(scores)}"]
-    reading = explain(scores, split, hists) if cfg.get("explain") else ""
-    if reading:
-        parts.append(reading)
+             f"{split.name}, protocol {meta['protocol']}{source}, IoU in percent:\n"
+             f"{format_table(scores, table)}"]
+    if tuning or tradeoff is not None:
+        parts.append(format_tuning(tuning, tradeoff))
+    parts.append(f"Summary (percent):\n{summary(scores)}")
+    if tradeoff is not None:
+        points = {NAMES.get(v, v): (s["miou_unseen"], s["miou_seen"]) for v, s in scores.items()}
+        meta["ausuc"]["png"] = str(save_tradeoff_png(
+            tradeoff, points, out / "tradeoff.png", f"{split.name}, test '{cfg.data.test_set}'"))
+        parts.append(f"Seen-unseen curve (test-set analysis): {meta['ausuc']['png']}")
+    if cfg.get("explain"):
+        reading = [explain(scores, split, hists)]
+        if tuning.get("gates"):
+            reading.append(explain_gates(scores, tuning))
+        parts += [r for r in reading if r]
     for lg in loggers:
         if isinstance(lg, WandbLogger):
             lg.log_evaluation(module, dm.test_dataloader().dataset, table)

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from zss.data.splits import IGNORE_INDEX, ClassSplit
 from zss.data.voc import voc_colormap
+from zss.models.gates import GATES
 from zss.modules.evaluation import predict_variants
 
 __all__ = ["ImagePredictions", "predict_test_images", "prediction_grid", "save_test_predictions"]
@@ -143,7 +144,8 @@ def predict_test_images(module, dataset, count: int) -> ImagePredictions:
     module.eval()
     device = next(module.parameters()).device
     images, labels, seenmask = [], [], []
-    preds: dict[str, list[np.ndarray]] = {v: [] for v in module.test_variants}
+    variants = tuple(v for v in module.test_variants if v not in GATES)  # the paper's
+    preds: dict[str, list[np.ndarray]] = {v: [] for v in variants}
     for index in chosen:
         raw = dataset.base[index]
         image, label, _ = dataset.transform(raw["image"], raw["label"])  # uint8, as shown
@@ -152,7 +154,7 @@ def predict_test_images(module, dataset, count: int) -> ImagePredictions:
         out = module.net(batch["image"])
         labels_b = batch["label"]
         for v, p in predict_variants(out, labels_b, module.class_embeddings, split,
-                                     module.test_variants).items():
+                                     variants).items():
             preds[v].append(p[0].cpu().numpy())
         if "seenmask" in out:
             seenmask.append(out["seenmask"][0].argmax(0).cpu().numpy())

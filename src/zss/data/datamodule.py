@@ -371,6 +371,15 @@ class ZSSDataModule(L.LightningDataModule):
         return self._loader(self._part("val", self.eval_transform), self.eval_batch_size,
                             shuffle=False)
 
+    def gate_tuning_dataloader(self) -> DataLoader:
+        """The held-out images of stage 2 (``stage2_val``: training images stage 2 never
+        trains on, no U pixel — checked on every item), evaluation transforms: the data the
+        gates are tuned on (:mod:`zss.modules.tuning`), never the test split."""
+        self._setup_train()
+        dataset = TransformedDataset(self._train_base, self.eval_transform, self.split,  # type: ignore[arg-type]
+                                     indices=self.parts["stage2_val"])
+        return self._loader(dataset, self.eval_batch_size, shuffle=False)
+
     def test_dataloader(self) -> DataLoader:
         self._setup_test()
         return self._loader(TransformedDataset(self._test_base, self.eval_transform),  # type: ignore[arg-type]

@@ -17,7 +17,8 @@ from zss.data.splits import ClassSplit
 from zss.data.transforms import normalize_batch, same_size_parts
 from zss.errors import UserInputError
 from zss.models import FCN32sBackbone, SmallBackbone, SZNNet, preprocessing_for_backbone
-from zss.modules.evaluation import ZeroShotEvaluator, predict_variants
+from zss.models.gates import GATES
+from zss.modules.evaluation import ZeroShotEvaluator, curve_inputs, predict_variants
 from zss.resume import LastCheckpoint
 
 # the modules normalise every batch after its transfer (DESIGN §3); Lightning warns that the
@@ -143,7 +144,7 @@ class ZeroShotModule(L.LightningModule):
     Test variants: FCN-S alone for ``fcn_s``; otherwise FCN-JE, plus SZN (with the seenmask)
     and SZN-PS when the split has classes outside train_seen. On a split without them (e.g.
     (21, 0, 0)) the perfect seenmask says "seen" everywhere, so SZN-PS would equal FCN-JE:
-    it is left out.
+    it is left out. The tuned gates (:meth:`set_gates`) add their variants.
     """
 
     def __init__(self, split: dict, backbone: dict, embed_dim: int | None,
@@ -171,6 +172,7 @@ class ZeroShotModule(L.LightningModule):
                           embed_dim=embed_dim if variant == "fcn_je" else None,
                           num_classes=c if variant == "fcn_s" else None, seenmask=seenmask,
                           seenmask_learned_upsample=seenmask_learned_upsample)
+        self.gates: dict[str, float] = {}
         self.test_variants = self._variants()
         self.evaluator = ZeroShotEvaluator(self.split, self.test_variants)
         self.test_results: tuple[dict, list] | None = None
@@ -239,7 +241,26 @@ class ZeroShotModule(L.LightningModule):
             return ("fcn_s",)
         if not (self.split.train_unseen or self.split.unseen):
             return ("fcn_je",)
-        return ("fcn_je", "szn", "szn_ps") if self.hparams.seenmask else ("fcn_je", "szn_ps")
+        base = ("fcn_je", "szn", "szn_ps") if self.hparams.seenmask else ("fcn_je", "szn_ps")
+        return base + tuple(v for v in GATES if v in self.gates)
+
+    def set_gates(self, gates: dict[str, float]) -> None:
+        """Evaluate the gate variants of ``gates`` (``{variant: t, γ or τ}``, tuned on
+        held-out training images by :func:`zss.modules.tuning.tune_gates`) beside the others
+        in the next test.
+
+        Raises:
+            ValueError: an unknown gate, or ``szn_threshold`` on a model without seenmask.
+        """
+        unknown = set(gates) - set(GATES)
+        if unknown:
+            raise ValueError(f"unknown gates {sorted(unknown)}; known: {sorted(GATES)}")
+        if "szn_threshold" in gates and not self.hparams.seenmask:
+            raise ValueError("szn_threshold reads the seenmask head, which this stage-1 "
+                             "model does not have (train stage 2)")
+        self.gates = {k: float(v) for k, v in gates.items()}
+        self.test_variants = self._variants()
+        self.evaluator = ZeroShotEvaluator(self.split, self.test_variants).to(self.device)
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.net(image)
@@ -252,8 +273,10 @@ class ZeroShotModule(L.LightningModule):
         for part in same_size_parts(batch):  # each image at its own size, never padded
             out = self.net(part["image"])
             preds = predict_variants(out, part["label"], self.class_embeddings, self.split,
-                                     self.test_variants)
-            self.evaluator.update(preds, part["label"], out.get("seenmask"))
+                                     self.test_variants, self.gates)
+            curve = (curve_inputs(out, self.class_embeddings, self.split)
+                     if self.evaluator.curve is not None else None)
+            self.evaluator.update(preds, part["label"], curve)
 
     def on_test_epoch_end(self) -> None:
         scores, table = self.evaluator.compute()  # every rank: the sums are collective

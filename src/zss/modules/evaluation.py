@@ -1,4 +1,5 @@
-"""Evaluation of every model variant from one forward pass (FCN-S, FCN-JE, SZN, SZN-PS).
+"""Evaluation of every model variant from one forward pass (FCN-S, FCN-JE, SZN, SZN-PS and
+the tuned gates SZN-thr, SZN-CS, SZN-cos).
 
 Candidate sets (DESIGN §1):
 
@@ -7,6 +8,15 @@ Candidate sets (DESIGN §1):
 - SZN: the seenmask picks, per pixel, the nearest train_seen class ("seen") or the nearest
   of train_unseen ∪ U ("unseen").
 - SZN-PS: the same with the seenmask taken from the ground truth (upper bound).
+- ``szn_threshold``, ``szn_cs``, ``szn_maxcos``: SZN's two branches with another gate
+  (:mod:`zss.models.gates`), its parameter tuned on held-out training images
+  (:mod:`zss.modules.tuning`).
+
+Every variant that chooses between the branches (SZN and the gates) also gets the seenmask
+scores of its decision (:func:`zss.metrics.seenmask_scores`; a pixel is "seen" when its
+prediction is a train_seen class). With U classes, the test pass also sweeps calibrated
+stacking's γ over :data:`CURVE_GAMMAS` for the seen–unseen curve and its AUSUC
+(:meth:`ZeroShotEvaluator.tradeoff`) — a test-set analysis, never used to choose anything.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -27,6 +38,7 @@ from zss.metrics import (
     seenmask_scores,
     zero_shot_scores,
 )
+from zss.models.gates import GATES, decision, take_branch
 from zss.models.predict import (
     cosine_scores,
     masked_argmax,
@@ -34,13 +46,20 @@ from zss.models.predict import (
     predict_szn,
     predict_szn_ps,
 )
+from zss.sweep import ThresholdSweep, ausuc
 
-VARIANTS = ("fcn_s", "fcn_je", "szn", "szn_ps")
+VARIANTS = ("fcn_s", "fcn_je", "szn", "szn_ps", *GATES)
+GATED = ("szn", *GATES)
+"""The variants whose prediction is one of SZN's two branches, chosen by a gate."""
+CURVE_GAMMAS = (-2.05, *GATES["szn_cs"].grid, 2.05)
+"""γ of the test pass's seen–unseen curve: beyond ±2 no cosine prediction changes, so the
+ends are the seen-only and the unseen-only predictions."""
 
 
 def predict_variants(out: dict[str, torch.Tensor], labels: torch.Tensor,
                      class_embeddings: torch.Tensor | None, split: ClassSplit,
-                     variants: tuple[str, ...]) -> dict[str, torch.Tensor]:
+                     variants: tuple[str, ...],
+                     gates: Mapping[str, float] | None = None) -> dict[str, torch.Tensor]:
     """Label maps of the requested variants from one network output.
 
     Args:
@@ -50,9 +69,14 @@ def predict_variants(out: dict[str, torch.Tensor], labels: torch.Tensor,
         class_embeddings: float (C, j) class vectors, or None for FCN-S alone.
         split: the class split fixing the candidate sets.
         variants: names among :data:`VARIANTS`.
+        gates: ``{gate variant: parameter value}`` (t, γ or τ) for the gate variants asked
+            for (:data:`zss.models.gates.GATES`).
 
     Returns:
         ``{variant: int64 (N, H, W)}`` predicted class indices.
+
+    Raises:
+        KeyError: a gate variant without its parameter in ``gates``.
     """
     dev = labels.device
     train_seen = split.mask(split.train_seen).to(dev)
@@ -60,7 +84,7 @@ def predict_variants(out: dict[str, torch.Tensor], labels: torch.Tensor,
     preds = {}
     if "fcn_s" in variants:
         preds["fcn_s"] = masked_argmax(out["logits"], train_seen)
-    if set(variants) & {"fcn_je", "szn", "szn_ps"}:
+    if set(variants) & {"fcn_je", *GATED, "szn_ps"}:
         scores = cosine_scores(out["embedding"], class_embeddings)
         if "fcn_je" in variants:
             preds["fcn_je"] = predict_fcn_je(scores, everything)
@@ -68,12 +92,25 @@ def predict_variants(out: dict[str, torch.Tensor], labels: torch.Tensor,
             preds["szn"] = predict_szn(scores, out["seenmask"], train_seen, ~train_seen)
         if "szn_ps" in variants:
             preds["szn_ps"] = predict_szn_ps(scores, labels, train_seen, ~train_seen)
+        for v in (v for v in variants if v in GATES):
+            z, tie, a, b = decision(v, scores, train_seen, ~train_seen, out.get("seenmask"))
+            preds[v] = take_branch(z, tie, GATES[v].threshold((gates or {})[v]), a, b)
     return preds
 
 
+def curve_inputs(out: dict[str, torch.Tensor], class_embeddings: torch.Tensor,
+                 split: ClassSplit) -> tuple[torch.Tensor, ...]:
+    """Calibrated stacking's ``(z, tie_seen, a, b)`` (:func:`zss.models.gates.decision`) for
+    the test pass's γ sweep; seen branch train_seen, unseen branch every other class."""
+    train_seen = split.mask(split.train_seen).to(out["embedding"].device)
+    scores = cosine_scores(out["embedding"], class_embeddings)
+    return decision("szn_cs", scores, train_seen, ~train_seen)
+
+
 class ZeroShotEvaluator(nn.Module):
-    """Dataset-level confusion matrices for each variant, plus the seenmask's counts and the
-    number of images evaluated.
+    """Dataset-level confusion matrices for each variant, plus the seenmask counts of every
+    gated variant, the γ sweep of calibrated stacking (with FCN-JE, on a split with U
+    classes) and the number of images evaluated.
 
     ``update`` once per batch, ``compute`` at the end of the split (sums across DDP ranks),
     ``reset`` before the next split. ``num_images()`` is the number of images counted over
@@ -90,16 +127,38 @@ class ZeroShotEvaluator(nn.Module):
         self.variants = tuple(variants)
         self.matrices = nn.ModuleDict({v: confusion_matrix_metric(split.num_classes)
                                        for v in self.variants})
-        self.seenmask = SeenmaskCounts(split.num_classes) if "szn" in variants else None
+        self.seenmask = nn.ModuleDict({v: SeenmaskCounts(split.num_classes)
+                                       for v in self.variants if v in GATED})
+        self.curve = (ThresholdSweep(CURVE_GAMMAS, split.num_classes)
+                      if "fcn_je" in variants and split.unseen else None)
         self.images = SumMetric()
 
     def update(self, preds: dict[str, torch.Tensor], labels: torch.Tensor,
-               seenmask_logits: torch.Tensor | None = None) -> None:
+               curve: tuple[torch.Tensor, ...] | None = None) -> None:
+        """Add a batch: ``preds`` of every variant, int64 (N, H, W) ``labels``, and for the γ
+        sweep :func:`curve_inputs` of the same batch (when :attr:`curve` is set)."""
         for v in self.variants:
             self.matrices[v].update(preds[v], labels)
         self.images.update(labels.shape[0])
-        if self.seenmask is not None and seenmask_logits is not None:
-            self.seenmask.update(seenmask_logits.argmax(1), labels)
+        if self.seenmask:
+            train_seen = self.split.mask(self.split.train_seen).to(labels.device)
+            for v, counts in self.seenmask.items():  # "seen" = a train_seen prediction
+                counts.update(train_seen[preds[v]].long(), labels)
+        if self.curve is not None and curve is not None:
+            z, tie, a, b = curve
+            self.curve.update(z, tie, a, b, labels)
+
+    def tradeoff(self) -> dict[str, object] | None:
+        """The seen–unseen curve of calibrated stacking on this split (None without U):
+        ``gamma``, ``miou_seen`` and ``miou_unseen`` per γ of :data:`CURVE_GAMMAS` (NaN where
+        undefined) and its ``ausuc`` (:func:`zss.sweep.ausuc`)."""
+        if self.curve is None:
+            return None
+        scores = [zero_shot_scores(h, self.split) for h in self.curve.compute()]
+        seen = [s["miou_seen"] for s in scores]
+        unseen = [s["miou_unseen"] for s in scores]
+        return {"gamma": list(CURVE_GAMMAS), "miou_seen": seen, "miou_unseen": unseen,
+                "ausuc": ausuc(unseen, seen)}
 
     def compute(self) -> tuple[dict[str, dict[str, float]], list[dict[str, object]]]:
         """Returns ``({variant: scores}, per-class rows)``; each row has ``class``, ``set``
@@ -110,8 +169,8 @@ class ZeroShotEvaluator(nn.Module):
             hist = self.matrices[v].compute()
             scores[v] = zero_shot_scores(hist, self.split)
             ious[v] = per_class_iou(hist)
-        if self.seenmask is not None:
-            scores["szn"].update(seenmask_scores(self.seenmask.compute(), self.split))
+        for v, counts in self.seenmask.items():
+            scores[v].update(seenmask_scores(counts.compute(), self.split))
         for i, name in enumerate(self.split.class_names):
             group = ("train_seen" if name in self.split.train_seen else
                      "train_unseen" if name in self.split.train_unseen else "unseen")
@@ -127,8 +186,10 @@ class ZeroShotEvaluator(nn.Module):
         for m in self.matrices.values():
             m.reset()
         self.images.reset()
-        if self.seenmask is not None:
-            self.seenmask.reset()
+        for counts in self.seenmask.values():
+            counts.reset()
+        if self.curve is not None:
+            self.curve.reset()
 
 
 def format_table(scores: dict[str, dict[str, float]], table: list[dict[str, object]]) -> str:
@@ -146,8 +207,9 @@ def format_table(scores: dict[str, dict[str, float]], table: list[dict[str, obje
     lines.append("-" * len(head))
     keys = ["pixel_acc", "mean_acc", "miou", "fwiou", "miou_seen", "miou_unseen",
             "miou_train_seen", "miou_train_unseen", "hiou", "miou_unseen_nan0"]
-    if "szn" in scores:
-        keys += [k for k in scores["szn"] if k.startswith("seenmask_")]
+    gated = next((v for v in GATED if v in scores), None)
+    if gated:  # the seenmask scores of SZN and of every gate
+        keys += [k for k in scores[gated] if k.startswith("seenmask_")]
     for k in keys:
         lines.append(f"{k:<28}" + "".join(pct(scores[v].get(k, math.nan)) for v in variants))
     return "\n".join(lines)

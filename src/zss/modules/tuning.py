@@ -1,0 +1,156 @@
+"""Tuning the gates' parameters on held-out training images — never on the test split.
+
+Each gate of :data:`zss.models.gates.GATES` has one parameter (t, γ, τ). It is chosen on the
+held-out images of stage 2 (:meth:`zss.data.ZSSDataModule.gate_tuning_dataloader`: training
+images never trained on by stage 2, with no U pixel — checked on every item), with
+**train_unseen standing in for the unseen classes**: the seen branch is train_seen, the
+unseen branch train_unseen alone (U is not a candidate, and no U pixel is there), which is
+the role the paper gives the train_unseen classes (DESIGN §5a).
+
+Objective: the harmonic mean of ``miou_train_seen`` and ``miou_train_unseen`` on those images
+(the hIoU of the stand-in split), computed from dataset-level confusion matrices
+(:class:`zss.sweep.ThresholdSweep`) at every value of the gate's fixed grid in one pass. The
+harmonic mean, as hIoU at test, rewards a gate only for getting both sides right; pixel
+accuracy would favour never saying "unseen" (train_seen pixels are the majority). Among
+equally good values the middle one of the maximisers (in grid order) is taken.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from zss.data.splits import ClassSplit
+from zss.data.transforms import same_size_parts
+from zss.metrics import harmonic_mean, zero_shot_scores
+from zss.models.gates import GATES, decision
+from zss.models.predict import cosine_scores
+from zss.sweep import ThresholdSweep
+
+__all__ = ["OBJECTIVE", "GateTuning", "choose", "format_tuning", "gates_for", "tuning_objective"]
+
+OBJECTIVE = "hmean(miou_train_seen, miou_train_unseen)"
+"""The tuning objective, as recorded in ``metrics.json``."""
+
+
+def tuning_objective(hist: torch.Tensor, split: ClassSplit) -> tuple[float, float, float]:
+    """``(objective, miou_train_seen, miou_train_unseen)`` of a (C, C) confusion matrix of
+    held-out training images; NaN where a class set has no defined IoU."""
+    s = zero_shot_scores(hist, split)
+    ts, tu = s["miou_train_seen"], s["miou_train_unseen"]
+    return harmonic_mean(ts, tu), ts, tu
+
+
+def choose(matrices: torch.Tensor, grid: tuple[float, ...], split: ClassSplit) -> dict[str, Any]:
+    """The best grid value from the (G, C, C) matrices of a sweep.
+
+    Returns:
+        ``{"value", "objective", "miou_train_seen", "miou_train_unseen"}`` at the chosen
+        value (the middle maximiser in grid order); ``value`` None and the scores NaN when
+        the objective is NaN everywhere (no train_seen or no train_unseen pixel).
+    """
+    rows = [tuning_objective(h, split) for h in matrices]
+    objectives = [r[0] for r in rows]
+    defined = [o for o in objectives if not math.isnan(o)]
+    if not defined:
+        return {"value": None, "objective": math.nan, "miou_train_seen": math.nan,
+                "miou_train_unseen": math.nan}
+    best = max(defined)
+    winners = [i for i, o in enumerate(objectives) if o == best]
+    i = winners[len(winners) // 2]
+    return {"value": grid[i], "objective": rows[i][0], "miou_train_seen": rows[i][1],
+            "miou_train_unseen": rows[i][2]}
+
+
+def gates_for(seenmask: bool) -> tuple[str, ...]:
+    """The gates a model can use: all of them with a seenmask head, else those that read
+    only the cosine scores."""
+    return tuple(g for g, gate in GATES.items() if seenmask or not gate.needs_seenmask)
+
+
+class GateTuning(L.LightningModule):
+    """Runs a frozen zero-shot module over held-out training images (``trainer.validate``)
+    and counts every gate's confusion matrices over its grid; :attr:`result` then holds the
+    chosen values (:func:`choose`) per gate, plus ``"reference"``: the objective of SZN
+    (t = 0.5) and FCN-JE (γ = 0) on the same images.
+
+    Args:
+        model: a stage module (:class:`~zss.modules.base.ZeroShotModule`, joint embedding).
+        gates: the gate variants to tune (:func:`gates_for`).
+
+    Raises:
+        ValueError: a split without train_unseen classes, or an unknown gate.
+    """
+
+    def __init__(self, model: nn.Module, gates: tuple[str, ...]) -> None:
+        super().__init__()
+        split: ClassSplit = model.split
+        if not split.train_unseen:
+            raise ValueError(f"split '{split.name}' has no train_unseen class to stand in for "
+                             "the unseen ones: no gate can be tuned")
+        unknown = set(gates) - set(GATES)
+        if unknown:
+            raise ValueError(f"unknown gates {sorted(unknown)}; known: {sorted(GATES)}")
+        self.model, self.split = model, split
+        self.sweeps = nn.ModuleDict({
+            g: ThresholdSweep([GATES[g].threshold(p) for p in GATES[g].grid], split.num_classes)
+            for g in gates})
+        self.result: dict[str, Any] | None = None
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        seen = self.split.mask(self.split.train_seen).to(self.device)
+        stand_in = self.split.mask(self.split.train_unseen).to(self.device)  # U excluded
+        for part in same_size_parts(batch):
+            out = self.model.net(part["image"])
+            scores = cosine_scores(out["embedding"], self.model.class_embeddings)
+            for g, sweep in self.sweeps.items():
+                z, tie, a, b = decision(g, scores, seen, stand_in, out.get("seenmask"))
+                sweep.update(z, tie, a, b, part["label"])
+
+    def on_validation_epoch_end(self) -> None:
+        result: dict[str, Any] = {}
+        reference = {}
+        for g, sweep in self.sweeps.items():  # every rank: the sums are collective
+            gate, matrices = GATES[g], sweep.compute()
+            result[g] = {"parameter": gate.parameter, **choose(matrices, gate.grid, self.split),
+                         "grid": [gate.grid[0], gate.grid[-1], len(gate.grid)]}
+            for name, gate_name, neutral in (("szn", "szn_threshold", 0.5),
+                                             ("fcn_je", "szn_cs", 0.0)):
+                if g == gate_name:  # the untuned gate: SZN itself (t = 0.5), FCN-JE (γ = 0)
+                    reference[name] = tuning_objective(matrices[gate.grid.index(neutral)],
+                                                       self.split)[0]
+            sweep.reset()
+        result["reference"] = reference
+        self.result = result
+
+
+def format_tuning(tuning: dict[str, Any], tradeoff: dict[str, Any] | None) -> str:
+    """The lines printed beside the results table: each gate's tuned value and objective
+    (or why none was tuned), and the AUSUC of the test split's seen–unseen curve."""
+    lines = []
+    if "skipped" in tuning:
+        lines.append(f"Gates: not tuned — {tuning['skipped']}")
+    else:
+        lines.append(f"Gates tuned on {tuning['images']} held-out training images of stage 2 "
+                     f"(train_unseen standing in for U; objective {tuning['objective']}):")
+        for g, r in tuning["gates"].items():
+            value = "none" if r["value"] is None else f"{r['value']:.4g}"
+            lines.append(f"  {g:<14} {r['parameter']:<6}= {value:<10} objective "
+                         f"{_pct(r['objective'])} (train_seen {_pct(r['miou_train_seen'])}, "
+                         f"train_unseen {_pct(r['miou_train_unseen'])})")
+        untuned = {"szn": "szn (t = 0.5)", "fcn_je": "fcn_je (γ = 0)"}
+        for name, o in tuning.get("reference", {}).items():
+            lines.append(f"  {untuned[name]:<25} objective {_pct(o)} (untuned, same images)")
+    if tradeoff is not None:
+        a = tradeoff["ausuc"]
+        lines.append("AUSUC (calibrated stacking, γ swept on the TEST split: an analysis, not "
+                     f"a tuned result): {'n/a' if math.isnan(a) else f'{a:.4f}'}")
+    return "\n".join(lines)
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f} %"
