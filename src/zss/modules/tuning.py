@@ -101,6 +101,10 @@ class GateTuning(L.LightningModule):
             for g in gates})
         self.result: dict[str, Any] | None = None
 
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """The wrapped module's own device normalisation (its backbone's preprocessing)."""
+        return self.model.on_after_batch_transfer(batch, dataloader_idx)
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         seen = self.split.mask(self.split.train_seen).to(self.device)
         stand_in = self.split.mask(self.split.train_unseen).to(self.device)  # U excluded
