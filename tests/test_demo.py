@@ -170,8 +170,8 @@ def test_the_demo_reports_every_gate_tuned_and_the_tradeoff_curve(demo):
     assert tuning["gates"]["szn_threshold"]["objective"] >= tuning["reference"]["szn"]
     assert tuning["gates"]["szn_cs"]["objective"] >= tuning["reference"]["fcn_je"]
     header = (out / "per_class_iou.csv").read_text().splitlines()[0].split(",")
-    assert header == ["class", "set", "iou/fcn_je", "iou/szn", "iou/szn_ps",
-                      *(f"iou/{g}" for g in GATE_VARIANTS)]
+    assert header == ["class", "set", "iou_percent/fcn_je", "iou_percent/szn",
+                      "iou_percent/szn_ps", *(f"iou_percent/{g}" for g in GATE_VARIANTS)]
     saved = json.loads((out / "metrics.json").read_text())
     curve = saved["ausuc"]
     assert 0 < curve["ausuc"] == m["test/szn_cs/ausuc"] <= 1

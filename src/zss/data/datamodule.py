@@ -101,8 +101,9 @@ class TransformedDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         index, aug_seed = key if isinstance(key, tuple) else (key, None)
         item = dict(self.base[self.indices[index]])
-        if self.label_table is not None:
-            item["label"] = self.label_table[item["label"]]
+        if self.label_table is not None:  # (a uint8 index would be read as a mask)
+            label = item["label"]
+            item["label"] = self.label_table[label.long()].to(label.dtype)
         with seeded(aug_seed):
             item["image"], item["label"], item["box"] = self.transform(item["image"],
                                                                        item["label"])
