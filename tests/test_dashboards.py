@@ -105,7 +105,8 @@ def check_offline_sweep(sweep: Path, train_keys=("train/fcn_je/loss",)) -> None:
         metrics = json.loads((out / "metrics.json").read_text())["metrics"]
         for key in (*train_keys, "val/fcn_je/miou", "val/seenmask/loss"):
             assert key in keys
-        logged = {k: v for row in history for k, v in row.items() if k.startswith("test/")}
+        logged = {k: v for row in history for k, v in row.items()
+                  if k.startswith(("test/", "tune/"))}  # the gates' tuned values too
         for key, value in metrics.items():  # every test metric, the value metrics.json has
             if value is None:  # undefined (NaN); null in strict JSON
                 assert math.isnan(logged[key]), key
@@ -114,12 +115,14 @@ def check_offline_sweep(sweep: Path, train_keys=("train/fcn_je/loss",)) -> None:
         # the per-class IoU table: one row per class with its set, one column per variant
         assert logged["test/per_class_iou/_type"] == "table-file"
         table = json.loads((run_dir / "files" / logged["test/per_class_iou/path"]).read_text())
-        assert table["columns"] == ["class", "set", "fcn_je", "szn", "szn_ps"]
         with open(out / "per_class_iou.csv") as f:
             expected = list(csv.DictReader(f))
+        variants = [c.split("/", 1)[1] for c in list(expected[0])[2:]]  # gates included
+        assert table["columns"] == ["class", "set", *variants]
+        assert variants[:3] == ["fcn_je", "szn", "szn_ps"]
         assert [r[:2] for r in table["data"]] == [[r["class"], r["set"]] for r in expected]
         for row, want in zip(table["data"], expected, strict=True):
-            for v, got in zip(("fcn_je", "szn", "szn_ps"), row[2:], strict=True):
+            for v, got in zip(variants, row[2:], strict=True):
                 ref = want[f"iou_percent/{v}"]
                 assert (got is None) if ref == "" else got == pytest.approx(float(ref))
         assert {r[1] for r in table["data"]} == {"train_seen", "train_unseen", "unseen"}

@@ -499,6 +499,9 @@ def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Pa
     for lg in loggers:
         if isinstance(lg, WandbLogger):
             lg.log_evaluation(module, dm.test_dataloader().dataset, table)
+            # what Lightning did not log: the tuned gate values and the AUSUC
+            lg.log_metrics({k: v for k, v in results.items()
+                            if k.startswith("tune/") or k.endswith("/ausuc")})
     if cfg.get("visualize"):
         meta["predictions_png"] = str(save_test_predictions(
             module, dm.test_dataloader().dataset, int(cfg.visualize), out / "predictions.png"))
