@@ -19,7 +19,6 @@ from zss.data.protocols import ZS3_NAMES, ZS3_UNSEEN, Protocol, zs3_unseen
 from zss.data.splits import CONTEXT60_CLASSES, IGNORE_INDEX, split_from_config
 from zss.data.transforms import resize_label
 from zss.errors import ConfigError
-from zss.models import preprocessing_for_backbone
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -51,9 +50,8 @@ def _datamodule(cfg):
     split = split_from_config(**cfg.split)
     protocol = Protocol(**cfg.protocol)
     protocol.check(split)
-    normalize = preprocessing_for_backbone(dict(cfg.model.backbone))
-    return instantiate(cfg.data, _partial_=True)(split=split, normalize=normalize,
-                                                 protocol=protocol), split
+    # (the module normalises the uint8 batches on the device; labels are what is checked)
+    return instantiate(cfg.data, _partial_=True)(split=split, protocol=protocol), split
 
 
 def _voc_cfg(experiment, voc_sample, cache):
