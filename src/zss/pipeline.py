@@ -132,8 +132,8 @@ def _setup_data(dm, training: bool) -> None:
             dm.setup(part)
         except DataError as err:
             errors.append(str(err))
-    if errors:
-        raise DataError("\n".join(errors))
+    if errors:  # (a missing root fails both parts with one message: said once)
+        raise DataError("\n".join(dict.fromkeys(errors)))
 
 
 def _new_stage1(cfg: DictConfig, split: ClassSplit) -> Stage1Module:
@@ -430,7 +430,9 @@ def _tune_gates(cfg: DictConfig, module: L.LightningModule, dm, split: ClassSpli
         log.info("gates: %s", reason)
         return {"skipped": reason}
     tuner = GateTuning(module, gates_for(bool(module.hparams.seenmask)))
-    trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
+    progress, bar = progress_callbacks("test", cfg.trainer)  # (one pass, like the test)
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=progress,
+                          enable_progress_bar=bar, enable_checkpointing=False)
     trainer.validate(tuner, dataloaders=dm.gate_tuning_dataloader(), verbose=False)
     result = dict(tuner.result)
     reference = result.pop("reference")

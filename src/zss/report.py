@@ -154,6 +154,12 @@ def common_overrides(jobs: list[Job]) -> frozenset[str]:
     return frozenset(set.intersection(*sets)) if len(sets) > 1 else frozenset()
 
 
+def _in_order(jobs: list[Job], overrides: frozenset[str]) -> str:
+    """``overrides`` in the order the first job was given them (the order of ``+`` config
+    groups matters to Hydra: ``+experiment=... +debug=...``)."""
+    return " ".join(o for o in jobs[0].overrides if o in overrides)
+
+
 def results_md(jobs: list[Job]) -> str:
     """The paper-layout table (seeds merged into mean ± std (n)) and the jobs without
     results."""
@@ -165,7 +171,7 @@ def results_md(jobs: list[Job]) -> str:
     head = ["configuration", "variant", "n", *(t for _, t in COLUMNS), "protocol",
             "embedding source"]
     lines = ["Scores in percent; mean ± std over the seeds of a configuration (n runs)."
-             + (f" Every job: `{' '.join(sorted(common))}`." if common else ""), "",
+             + (f" Every job: `{_in_order(jobs, common)}`." if common else ""), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for config, members in groups.items():
         variants = list(members[0].scores())
