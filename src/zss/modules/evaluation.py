@@ -195,15 +195,16 @@ class ZeroShotEvaluator(nn.Module):
 def format_table(scores: dict[str, dict[str, float]], table: list[dict[str, object]]) -> str:
     """Human-readable per-class IoU table followed by the summary scores, in percent."""
     variants = list(scores)
-    head = f"{'class':<14}{'set':<14}" + "".join(f"{v:>9}" for v in variants)
+    widths = {v: max(9, len(v) + 2) for v in variants}  # (szn_threshold is 13 letters)
+    head = f"{'class':<14}{'set':<14}" + "".join(f"{v:>{widths[v]}}" for v in variants)
     lines = [head, "-" * len(head)]
 
-    def pct(x: float) -> str:
-        return f"{'nan':>9}" if math.isnan(x) else f"{100 * x:9.1f}"
+    def pct(x: float, v: str) -> str:
+        return f"{'nan':>{widths[v]}}" if math.isnan(x) else f"{100 * x:{widths[v]}.1f}"
 
     for row in table:
         lines.append(f"{row['class']:<14}{row['set']:<14}"
-                     + "".join(pct(row[f"iou/{v}"]) for v in variants))
+                     + "".join(pct(row[f"iou/{v}"], v) for v in variants))
     lines.append("-" * len(head))
     keys = ["pixel_acc", "mean_acc", "miou", "fwiou", "miou_seen", "miou_unseen",
             "miou_train_seen", "miou_train_unseen", "hiou", "miou_unseen_nan0"]
@@ -211,7 +212,7 @@ def format_table(scores: dict[str, dict[str, float]], table: list[dict[str, obje
     if gated:  # the seenmask scores of SZN and of every gate
         keys += [k for k in scores[gated] if k.startswith("seenmask_")]
     for k in keys:
-        lines.append(f"{k:<28}" + "".join(pct(scores[v].get(k, math.nan)) for v in variants))
+        lines.append(f"{k:<28}" + "".join(pct(scores[v].get(k, math.nan), v) for v in variants))
     return "\n".join(lines)
 
 
