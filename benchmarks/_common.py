@@ -16,19 +16,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from zss.run_record import cpu_model  # the model name runs record in metrics.json
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ZSS_SHARED_DATA", REPO.parent / "shared" / "data"))
 VOC_SAMPLE = SHARED_DATA / "voc2012-sample"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def load_avg() -> str:
