@@ -240,14 +240,18 @@ def test_ddp_counts_every_test_image_once(run_dir, voc_sample, word_vectors_dir,
 
 
 def _caffe_checkpoint(stage1: str, tmp_path: Path, table: Path) -> Path:
-    """The run's stage-1 checkpoint, re-labelled as trained from Caffe VGG16 weights, with its
-    class vectors recorded as coming from ``table`` (a copy of the published table)."""
+    """The run's stage-1 checkpoint, re-labelled as trained from Caffe VGG16 weights under
+    the zs3 protocol, with its class vectors recorded as coming from ``table`` (a copy of the
+    published table)."""
     import torch
 
     ckpt = torch.load(stage1, map_location="cpu", weights_only=False)
     ckpt["hyper_parameters"]["backbone"].update(weights="/w/vgg16_caffe.pth",
                                                 weights_format="caffe")
     ckpt["hyper_parameters"]["embedding_source"] = str(table)
+    assert ckpt["hyper_parameters"]["protocol"]["name"] == "szn"  # the run's, recorded
+    ckpt["hyper_parameters"]["protocol"] = {"name": "zs3", "unseen_training_images": "drop",
+                                            "background": "seen"}
     path = tmp_path / "caffe.ckpt"
     torch.save(ckpt, path)
     return path
@@ -268,18 +272,21 @@ def test_a_checkpoint_brings_its_preprocessing_and_refuses_a_contradicting_confi
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "contradicts the config" in proc.stderr and "model.backbone.weights" in proc.stderr
     assert "bgr=True" in proc.stderr and "Traceback" not in proc.stderr
+    assert "pass protocol=zs3" in proc.stderr
     marker = json.loads((tmp_path / "refused" / "metrics.json").read_text())
     assert marker["status"] == "failed" and marker["metrics"] == {}  # marked, no scores
     assert "contradicts the config" in marker["error"]
     # the matching config runs, with the checkpoint's preprocessing and embedding source
     proc = run_cli(*common, "model.backbone.weights=/w/vgg16_caffe.pth",
-                   "model.backbone.weights_format=caffe", f"hydra.run.dir={tmp_path / 'ok'}")
+                   "model.backbone.weights_format=caffe", "protocol=zs3",
+                   f"hydra.run.dir={tmp_path / 'ok'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     payload = json.loads((tmp_path / "ok" / "metrics.json").read_text())
     assert payload["preprocessing"]["bgr"] and payload["preprocessing"]["scale"] == 1.0
     assert payload["embedding_source"] == str(table) and payload["stage1_ckpt"] == str(caffe)
     assert payload["backbone"]["weights"] == "/w/vgg16_caffe.pth"
     assert payload["backbone"]["fc_width"] == 64  # the checkpoint's architecture, recorded
+    assert payload["protocol"] == "zs3" and payload["protocol_rules"]["name"] == "zs3"
 
 
 def test_every_contradiction_is_named(run_dir, word_vectors_dir):
@@ -297,7 +304,7 @@ def test_every_contradiction_is_named(run_dir, word_vectors_dir):
                                               "model.backbone.fc_width=64"])
         other = compose("config", overrides=["+experiment=voc_9_2_10", "+debug=cpu",
                                               f"paths.word_vectors_dir={word_vectors_dir}",
-                                              "model.embed_dim=50"])
+                                              "model.embed_dim=50", "protocol=zs3"])
     module = load_stage1(stage1, agree, split_from_config(**agree.split))
     assert module.hparams.embed_dim == 20
     with pytest.raises(ConfigError) as info:
@@ -308,3 +315,6 @@ def test_every_contradiction_is_named(run_dir, word_vectors_dir):
     assert "model.embed_dim (j): checkpoint 20, config 50" in msg
     assert "norm_embed_arr_50.pkl" in msg
     assert "model.backbone.fc_width: checkpoint 64, config 512" in msg
+    assert ("protocol: the checkpoint was trained under {'name': 'szn', "
+            "'unseen_training_images': 'drop', 'background': 'seen'}, the config gives "
+            "{'name': 'zs3'") in msg and "(pass protocol=szn)" in msg

@@ -252,3 +252,19 @@ def test_spnet_protocol_on_a_background_split_stops_the_run(tmp_path, voc_sample
     with pytest.raises(ConfigError, match="ignores background"):
         train_and_test(cfg)
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+def test_a_record_without_protocol_is_szn_and_the_phrase_follows_the_classes():
+    # checkpoints written before protocols existed were all trained under szn's rules
+    assert Protocol.recorded(None) == Protocol() == Protocol("szn", "drop", "seen")
+    assert Protocol.recorded(Protocol("spnet", "void", "ignored").as_dict()).name == "spnet"
+    with pytest.raises(ConfigError, match="protocol.name='paper'"):
+        Protocol.recorded({"name": "paper"})
+    cfg = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "split" / "context_31_2_2.yaml"))
+    context33 = split_from_config(**cfg)
+    assert "background" not in context33.class_names
+    assert Protocol().describe(context33).endswith(
+        "dropped; no background class in split 'context_31_2_2')")
+    voc = split_from_config(**OmegaConf.to_container(
+        OmegaConf.load(REPO / "conf" / "split" / "voc_17_2_2.yaml")))
+    assert Protocol().describe(voc).endswith("dropped; background seen)")

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from zss.data.protocols import Protocol
 from zss.data.splits import ClassSplit
 from zss.embeddings import PUBLISHED
 from zss.embeddings.published import file_sha256
@@ -129,6 +130,12 @@ def config_conflicts(hparams: Any, cfg: DictConfig, split: ClassSplit) -> list[s
             f"{config_backbone.get('weights')!r} (format "
             f"{config_backbone.get('weights_format')!r}), i.e. "
             f"{preprocessing_for_backbone(config_backbone)}")
+    trained_protocol = Protocol.recorded(hparams.get("protocol"))
+    wanted = Protocol(**(cfg.get("protocol") or {}))
+    if trained_protocol != wanted:
+        problems.append(f"protocol: the checkpoint was trained under "
+                        f"{trained_protocol.as_dict()}, the config gives {wanted.as_dict()} "
+                        f"(pass protocol={trained_protocol.name})")
     trained_source = hparams.get("embedding_source")
     if trained_source is not None and not same_source(trained_source, embedding_source(cfg)):
         problems.append(f"embedding: the checkpoint's class vectors come from "

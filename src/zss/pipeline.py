@@ -136,7 +136,7 @@ def _setup_data(dm, training: bool) -> None:
         raise DataError("\n".join(dict.fromkeys(errors)))
 
 
-def _new_stage1(cfg: DictConfig, split: ClassSplit) -> Stage1Module:
+def _new_stage1(cfg: DictConfig, split: ClassSplit, protocol: Protocol) -> Stage1Module:
     class_embeddings = None
     if cfg.model.variant == "fcn_je":
         emb = instantiate(cfg.embedding, class_names=list(split.class_names))
@@ -145,7 +145,8 @@ def _new_stage1(cfg: DictConfig, split: ClassSplit) -> Stage1Module:
         split=_split_dict(split), backbone=OmegaConf.to_container(cfg.model.backbone),
         embed_dim=cfg.model.embed_dim, class_embeddings=class_embeddings,
         variant=cfg.model.variant, loss=cfg.model.loss,
-        optimizer=OmegaConf.to_container(cfg.optimizer), embedding_source=embedding_source(cfg))
+        optimizer=OmegaConf.to_container(cfg.optimizer), embedding_source=embedding_source(cfg),
+        protocol=protocol.as_dict())
     load_pretrained(module.net.backbone, cfg.model.backbone.weights)
     return module
 
@@ -345,7 +346,7 @@ def _train_and_test(cfg: DictConfig, out: Path, progress: dict[str, Any],
         log.info(dm.describe())
         meta["images"] = dm.summary()
     if module is None:
-        module = _new_stage1(cfg, split)
+        module = _new_stage1(cfg, split, protocol)
     source = module.hparams.get("embedding_source")
     log.info("class embeddings: %s; input preprocessing: %s (weights %s)", source,
              preprocessing, backbone.get("weights"))
@@ -383,6 +384,9 @@ def _train_and_test(cfg: DictConfig, out: Path, progress: dict[str, Any],
         module = Stage2Module.load_from_checkpoint(meta["stage2_ckpt"], map_location="cpu")
     if progress.get("resumed"):
         meta["resumed"] = progress["resumed"]
+    # what the evaluated model was trained under (load_stage1 refused any other)
+    trained_under = Protocol.recorded(module.hparams.get("protocol"))
+    meta.update(protocol=trained_under.name, protocol_rules=trained_under.as_dict())
     meta.update(embedding_source=source,
                 class_embeddings_sha256=tensor_sha256(getattr(module, "class_embeddings", None)),
                 backbone=backbone, preprocessing=dataclasses.asdict(module.preprocessing))

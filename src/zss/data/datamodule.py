@@ -326,7 +326,7 @@ class ZSSDataModule(L.LightningDataModule):
             shown = [self._id(base, i) for i in self.all_void[:MAX_NAMED]]  # type: ignore[arg-type]
             void = (f"; {len(self.all_void)} left out, their label all void: "
                     + ", ".join(shown) + (", …" if len(self.all_void) > MAX_NAMED else ""))
-        return (f"split {self.split.name}, {self.protocol.describe()}, on '{self.train_set}' "
+        return (f"split {self.split.name}, {self.protocol.describe(self.split)}, on '{self.train_set}' "
                 f"({s['train_list']} images{void}): "
                 f"stage 1: {s['stage1_train']} train / {s['stage1_val']} held-out images; "
                 f"stage 2: {s['stage2_train']} train / {s['stage2_val']} held-out images; "

@@ -98,8 +98,18 @@ class Protocol:
                               + ". Pick a protocol with protocol=szn|zs3|spnet.")
 
     def as_dict(self) -> dict[str, str]:
-        """The protocol as plain data (``metrics.json``)."""
+        """The protocol as plain data (``metrics.json``, checkpoints)."""
         return asdict(self)
+
+    @classmethod
+    def recorded(cls, data: dict[str, str] | None) -> Protocol:
+        """The protocol a checkpoint or a ``metrics.json`` records (:meth:`as_dict`); None
+        (written before zss recorded protocols, when ``szn`` was the only one) is ``szn``.
+
+        Raises:
+            ConfigError: unknown names or rule values (as the constructor).
+        """
+        return cls(**(data or {}))
 
     def check(self, split: ClassSplit) -> None:
         """Check that ``split`` fits the protocol's background rule.
@@ -160,10 +170,16 @@ class Protocol:
         table[self.hidden(split, stage)] = IGNORE_INDEX
         return table
 
-    def describe(self) -> str:
+    def describe(self, split: ClassSplit | None = None) -> str:
         """One phrase for the run log, e.g. ``protocol spnet (training images with hidden
-        classes kept, those pixels void; background ignored)``."""
+        classes kept, those pixels void; background ignored)``; with ``split``, a class list
+        without background under ``background: seen`` (e.g. PASCAL-Context's 33 classes)
+        says so instead of the rule."""
         images = ("dropped" if self.unseen_training_images == "drop"
                   else "kept, those pixels void")
+        background = f"background {self.background}"
+        if (self.background == "seen" and split is not None
+                and "background" not in split.class_names):
+            background = f"no background class in split '{split.name}'"
         return (f"protocol {self.name} (training images with classes their stage may not "
-                f"see {images}; background {self.background})")
+                f"see {images}; {background})")

@@ -126,6 +126,10 @@ class ZeroShotModule(L.LightningModule):
             source), recorded in checkpoints and ``metrics.json``; None for FCN-S.
         seenmask_learned_upsample: the seenmask head's upsampling is trainable
             (:class:`~zss.models.SZNNet`).
+        protocol: the benchmark protocol the data followed in training
+            (:meth:`zss.data.protocols.Protocol.as_dict`), recorded in checkpoints so that a
+            run continued from one reports and checks it; None in checkpoints written
+            before it (read as the ``szn`` protocol, :func:`trained_protocol`).
 
     Attributes:
         leakage_guard: check every training and validation batch for classes the stage may
@@ -150,7 +154,8 @@ class ZeroShotModule(L.LightningModule):
     def __init__(self, split: dict, backbone: dict, embed_dim: int | None,
                  class_embeddings: torch.Tensor | None, variant: str, seenmask: bool,
                  optimizer: dict[str, Any], embedding_source: str | None = None,
-                 seenmask_learned_upsample: bool = False) -> None:
+                 seenmask_learned_upsample: bool = False,
+                 protocol: dict[str, str] | None = None) -> None:
         super().__init__()
         if variant not in ("fcn_je", "fcn_s"):
             raise ValueError(f"model.variant must be 'fcn_je' or 'fcn_s', got '{variant}'")

@@ -63,9 +63,11 @@ class Stage1Module(ZeroShotModule):
     def __init__(self, split: dict, backbone: dict, embed_dim: int | None = None,
                  class_embeddings: torch.Tensor | None = None, variant: str = "fcn_je",
                  loss: str = "cosine", optimizer=None,
-                 embedding_source: str | None = None) -> None:
+                 embedding_source: str | None = None,
+                 protocol: dict[str, str] | None = None) -> None:
         super().__init__(split, backbone, embed_dim, class_embeddings, variant,
-                         seenmask=False, optimizer=optimizer, embedding_source=embedding_source)
+                         seenmask=False, optimizer=optimizer, embedding_source=embedding_source,
+                         protocol=protocol)
         allowed = {"fcn_je": ("cosine", "mse"), "fcn_s": ("ce",)}[variant]
         if loss not in allowed:
             raise ValueError(f"model.loss='{loss}' does not fit variant '{variant}'; "

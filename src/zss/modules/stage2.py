@@ -45,7 +45,7 @@ class Stage2Module(ZeroShotModule):
     def __init__(self, split: dict, backbone: dict, embed_dim: int | None = None,
                  class_embeddings: torch.Tensor | None = None, variant: str = "fcn_je",
                  optimizer=None, embedding_source: str | None = None, dropout: bool = True,
-                 train_upsampling: bool = True) -> None:
+                 train_upsampling: bool = True, protocol: dict[str, str] | None = None) -> None:
         if variant != "fcn_je":
             raise ValueError("the seenmask (stage 2) needs the joint-embedding model "
                              f"(model.variant=fcn_je), got '{variant}'")
@@ -54,7 +54,7 @@ class Stage2Module(ZeroShotModule):
                              "seenmask (stage 2) learns 'unseen' from train_unseen pixels")
         super().__init__(split, backbone, embed_dim, class_embeddings, variant,
                          seenmask=True, optimizer=optimizer, embedding_source=embedding_source,
-                         seenmask_learned_upsample=train_upsampling)
+                         seenmask_learned_upsample=train_upsampling, protocol=protocol)
         for name, p in self.net.named_parameters():
             p.requires_grad_(name.startswith("seenmask_head."))
         self.val_loss = MeanMetric()
@@ -69,7 +69,8 @@ class Stage2Module(ZeroShotModule):
         module = cls(split=h.split, backbone=h.backbone, embed_dim=h.embed_dim,
                      class_embeddings=stage1.class_embeddings.detach().clone(),
                      optimizer=optimizer, embedding_source=h.get("embedding_source"),
-                     dropout=dropout, train_upsampling=train_upsampling)
+                     dropout=dropout, train_upsampling=train_upsampling,
+                     protocol=h.get("protocol"))
         missing, unexpected = module.net.load_state_dict(stage1.net.state_dict(), strict=False)
         if unexpected or any(not k.startswith("seenmask_head.") for k in missing):
             raise RuntimeError(f"stage-1 weights do not fit the stage-2 network: missing "
