@@ -25,8 +25,11 @@ install: $(STAMP) ## Create .venv and install zss editable with the dev extras
 demo: $(STAMP) ## Train + evaluate SZN offline on generated data (~2 min on 2 idle cores)
 	$(PY) -m zss.run +experiment=demo $(DEMO_ARGS)
 
-test: $(STAMP) ## Run the test suite (installs first when needed)
-	$(PY) -m pytest $(PYTEST_ARGS)
+# pytest-xdist workers; each module's tests stay in one worker (its shared runs are made once)
+TEST_WORKERS ?= 2
+
+test: $(STAMP) ## Run the test suite, 2 workers (TEST_WORKERS=N; installs first when needed)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP) ## Lint with ruff
 	$(VENV)/bin/ruff check .

@@ -1,13 +1,23 @@
 """Shared fixtures: the real sample data under ../shared/data (skip when absent)."""
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 VOC_SAMPLE = SHARED_DATA / "voc2012-sample"
 CONTEXT_SAMPLE = SHARED_DATA / "pascal-context-sample"
+
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # `make test` runs pytest -n 2 (xdist)
+    # share the cores out between the workers: two workers that each run two torch threads
+    # on two cores wait for each other's threads at every op (benchmarks/README.md); the
+    # environment variable reaches the runs the tests start as subprocesses
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = str(_threads)
+    torch.set_num_threads(_threads)
 
 
 @pytest.fixture(scope="session")
