@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from zss.run_record import cpu_model  # the model name runs record in metrics.json
-
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ZSS_SHARED_DATA", REPO.parent / "shared" / "data"))
 VOC_SAMPLE = SHARED_DATA / "voc2012-sample"
@@ -33,6 +31,10 @@ def load_avg() -> str:
 def machine_line() -> str:
     """One line: nproc, CPU model, Python, torch (when already imported), load averages."""
     torch = sys.modules.get("torch")
+    # here, not at the top: zss.run_record imports torch, which the memory children of
+    # bench_embeddings.py (they import this module) must not load
+    from zss.run_record import cpu_model  # the model name runs record in metrics.json
+
     parts = [f"nproc={os.cpu_count()}", f"cpu={cpu_model()!r}", f"python={platform.python_version()}"]
     if torch is not None:
         parts += [f"torch={torch.__version__}", f"torch_threads={torch.get_num_threads()}"]

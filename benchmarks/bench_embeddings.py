@@ -127,6 +127,10 @@ def child(mode: str, path: str, out: str | None) -> None:
         del block
     else:
         raise SystemExit(f"unknown child mode {mode!r}")
+    if "torch" in sys.modules:  # ~700 MiB that neither side needs: the comparison is void
+        zss_modules = sorted(m for m in sys.modules if m.startswith("zss"))
+        raise SystemExit(f"the {mode} child imported torch (zss modules loaded: {zss_modules}); "
+                         "zss.embeddings and benchmarks/_common.py must not import it")
     print(json.dumps({"seconds": seconds, "peak_mb": status_mib("VmHWM"), "base_mb": base}))
 
 

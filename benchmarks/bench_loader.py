@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import functools
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -94,6 +95,11 @@ def main() -> None:
     ap.add_argument("--root", default=str(VOC_SAMPLE))
     args = ap.parse_args()
     header("3. data loading: VOC training pipeline vs bare JPEG decoding")
+    if not (Path(args.root) / "VOCdevkit" / "VOC2012").is_dir():
+        raise SystemExit(f"FAIL: no VOC images under {args.root} (a folder holding "
+                         "VOCdevkit/VOC2012 with JPEGImages, SegmentationClass and "
+                         "ImageSets/Segmentation/train.txt): pass --root /path/to/it, or "
+                         "ZSS_SHARED_DATA=/path/to/shared/data for make bench")
     dms = {w: make_datamodule(args.root, w) for w in (0, 1, 2)}
     base = dms[0]._train_base
     paths = [str(base.image_path(i)) for i in base.ids]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zss.data.splits import CONTEXT33_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
+from zss.class_names import CONTEXT33_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
 from zss.embeddings.tables import load_table
 from zss.errors import EmbeddingDimensionError, EmbeddingError
 
