@@ -3,8 +3,9 @@ vs a hand-written PyTorch loop on the same model, data, optimiser and number of 
 
 Model: ``Stage1Module`` (FCN-JE, cosine loss, Adam lr 1e-5) on a small FCN-32s (VGG16 convs,
 fc width 512, random init), j = 20, split voc_17_2_2; data: ``--steps`` fixed batches of one
-random ``--size`` image with train_seen labels and a void band, served by the same
-``DataLoader`` to both sides. Both sides start from the same weights and RNG seed, so they
+random ``--size`` uint8 image with train_seen labels and a void band, served by the same
+``DataLoader`` to both sides, normalised on the device as the modules do
+(``normalize_batch``, in the module's ``on_after_batch_transfer``; by hand in the plain loop). Both sides start from the same weights and RNG seed, so they
 compute the same updates (checked: the final losses must agree).
 
 The Trainer is configured as ``conf/trainer/default.yaml`` (CPU, fp32, log every 10 steps,
@@ -37,6 +38,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from zss.data.splits import VOC_CLASSES, split_from_config
+from zss.data.transforms import normalize_batch
 from zss.models.losses import cosine_embedding_loss
 from zss.modules import Stage1Module
 
@@ -66,7 +68,10 @@ def make_batches(n: int, size: int) -> list[dict]:
         label = seen[torch.randint(len(seen), (1, size // cell, size // cell), generator=g)]
         label = label.repeat_interleave(cell, 1).repeat_interleave(cell, 2)
         label[:, :, size // 2 - 2:size // 2 + 2] = 255
-        batches.append({"image": torch.randn(1, 3, size, size, generator=g), "label": label})
+        # uint8, as zss's loader gives them: the module normalises on the device
+        image = torch.randint(0, 256, (1, 3, size, size), generator=g, dtype=torch.uint8)
+        batches.append({"image": image, "label": label.to(torch.uint8),
+                        "id": [f"random{len(batches)}"]})  # named by the leakage guard
     return batches
 
 
@@ -129,6 +134,7 @@ def compare(backbone: dict, size: int, steps: int, reps: int,
         opt = torch.optim.Adam(net.parameters(), lr=1e-5)
         for batch in loader:
             stamps.append(time.perf_counter())
+            batch = normalize_batch(batch, module.preprocessing)  # what the module's hook does
             loss = cosine_embedding_loss(net(batch["image"])["embedding"], batch["label"], emb)
             opt.zero_grad()
             loss.backward()
