@@ -162,6 +162,8 @@ def main() -> None:
     ap.add_argument("--skip", type=int, default=3, help="warm-up steps left out of per-step")
     ap.add_argument("--size", type=int, default=64, help="image side in pixels")
     ap.add_argument("--fc-width", type=int, default=512)
+    ap.add_argument("--tiny-steps", type=int, default=100,
+                    help="steps of the tiny-backbone run that measures Lightning's own cost")
     args = ap.parse_args()
     header(f"1. training step: Stage1Module via Trainer.fit vs a plain loop ({args.steps} "
            f"steps, batch 1, {args.size}x{args.size}, FCN-32s fc width {args.fc_width})")
@@ -185,12 +187,13 @@ def main() -> None:
     # The FCN step's run-to-run noise (min..max above) is larger than Lightning's cost, so
     # measure that cost where it dominates: the same module with a tiny backbone.
     tiny = {"name": "small", "width": 4, "fc_width": 8, "output_stride": 8}
-    t_times, t_totals, _ = compare(tiny, 32, 100, args.reps, args.skip)
+    n = args.tiny_steps
+    t_times, t_totals, _ = compare(tiny, 32, n, args.reps, args.skip)
     print("Lightning's own cost, same module with a tiny backbone (SmallBackbone width 4, "
-          "32x32, 100 steps):")
+          f"32x32, {n} steps):")
     show(named(t_times), unit="ms", scale=1000)
     over = median(t_times["lightning"]) - median(t_times["plain"])
-    fixed = (median(t_totals["lightning"]) - median(t_totals["plain"])) * 100 - over * 100
+    fixed = (median(t_totals["lightning"]) - median(t_totals["plain"])) * n - over * n
     print(f"  overhead per step {over * 1000:.2f} ms; fixed cost of Trainer + fit() start-up "
           f"about {fixed:.2f} s")
     ratio_line("train step per step (plain FCN step + measured Lightning overhead) / plain",
