@@ -109,7 +109,7 @@ class TransformedDataset(Dataset):
                                                                        item["label"])
         if self.split is not None:  # stage 2: the leakage guard before the target is built
             check_no_leakage(item["label"][None], self._allowed, [item.get("id", str(index))],
-                             "stage2", self.split)
+                             "stage2", self.split, optional=False)
             item["seenmask"] = seenmask_target(item["label"], self.split)
         return item
 
@@ -375,10 +375,13 @@ class ZSSDataModule(L.LightningDataModule):
     def gate_tuning_dataloader(self) -> DataLoader:
         """The held-out images of stage 2 (``stage2_val``: training images stage 2 never
         trains on, no U pixel — checked on every item), evaluation transforms: the data the
-        gates are tuned on (:mod:`zss.modules.tuning`), never the test split."""
+        gates are tuned on (:mod:`zss.modules.tuning`), never the test split. Labels as
+        stage 2 sees them: under a ``void`` protocol (spnet) their U pixels are 255."""
         self._setup_train()
         dataset = TransformedDataset(self._train_base, self.eval_transform, self.split,  # type: ignore[arg-type]
-                                     indices=self.parts["stage2_val"])
+                                     indices=self.parts["stage2_val"],
+                                     label_table=self.protocol.label_table(self.split,
+                                                                           "stage2"))
         return self._loader(dataset, self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:

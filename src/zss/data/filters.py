@@ -159,7 +159,7 @@ _STAGE_RULES = {
 
 
 def check_no_leakage(labels: torch.Tensor, allowed: torch.Tensor, ids: Sequence[str],
-                     stage: str, split: ClassSplit) -> None:
+                     stage: str, split: ClassSplit, optional: bool = True) -> None:
     """The runtime leakage guard: stop when a batch that a stage trains or validates on
     holds a class the stage may not see (the image filters above should have removed it).
 
@@ -170,6 +170,8 @@ def check_no_leakage(labels: torch.Tensor, allowed: torch.Tensor, ids: Sequence[
         ids: the N image ids of the batch.
         stage: ``"stage1"`` or ``"stage2"`` (names the filter in the message).
         split: the class split (names the classes).
+        optional: whether the ``leakage_guard`` key turns this check off (said in the
+            message); False for the per-item check before a seenmask target is built.
 
     Raises:
         LeakageError: naming each image id, its forbidden classes and the filter that let
@@ -193,4 +195,7 @@ def check_no_leakage(labels: torch.Tensor, allowed: torch.Tensor, ids: Sequence[
         f"zss.data.filters.{fn} ({rule}), let them through: a changed label file since the "
         "class presence was scanned, a custom dataset whose class_presence() disagrees with "
         "its labels, or a bug. The batch was not trained on; fix the data "
-        "(or the filter) and run again. (leakage_guard=false turns this check off.)")
+        "(or the filter) and run again. " + (
+            "(leakage_guard=false turns this check off.)" if optional else
+            "(This check, made on each item before its seenmask target is built, is always "
+            "on: a seenmask target from such a label would teach U as 'unseen'.)"))
