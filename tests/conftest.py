@@ -7,7 +7,8 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# ../shared/data beside the repository, or ZSS_SHARED_DATA (as for the benchmarks)
+SHARED_DATA = Path(os.environ.get("ZSS_SHARED_DATA", REPO.parent / "shared" / "data"))
 VOC_SAMPLE = SHARED_DATA / "voc2012-sample"
 CONTEXT_SAMPLE = SHARED_DATA / "pascal-context-sample"
 

@@ -216,4 +216,4 @@ def test_on_a_terminal_the_progress_bar_names_the_stage(tmp_path, monkeypatch, c
     out = capsys.readouterr()
     bars = out.out + out.err
     assert "stage 1 epoch 0" in bars and "stage 2 epoch 0" in bars and "\r" in bars
-    assert "Summary (percent):" in out.out
+    assert "Summary (percent; " in out.out

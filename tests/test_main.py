@@ -131,7 +131,8 @@ def test_a_multirun_of_the_demo_gives_each_job_its_folder_and_returns_its_metric
         # what the screen showed, kept in the run's folder: the table and the summary
         results = (out / "results.txt").read_text()
         assert results.split("\n\nMachine: ")[0] in proc.stdout
-        assert "Summary (percent):\n" in results and "\nFCN-JE " in results
+        assert "Summary (percent; voc_17_2_2, protocol szn):\n" in results
+        assert "\nFCN-JE " in results
         assert f"seed {seed}." in results and "Machine: " in results
         assert payload["status"] == "finished" and payload["paths"]["output_dir"] == str(out)
         assert returned[job] == payload["metrics"]["test/fcn_je/miou"] > 0

@@ -491,7 +491,8 @@ def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Pa
              f"{format_table(scores, table)}"]
     if tuning or tradeoff is not None:
         parts.append(format_tuning(tuning, tradeoff))
-    parts.append(f"Summary (percent):\n{summary(scores)}")
+    parts.append(f"Summary (percent; {split.name}, protocol {meta['protocol']}):\n"
+                 f"{summary(scores)}")
     if tradeoff is not None:
         points = {NAMES.get(v, v): (s["miou_unseen"], s["miou_seen"]) for v, s in scores.items()}
         meta["ausuc"]["png"] = str(save_tradeoff_png(
