@@ -34,7 +34,7 @@ test: $(STAMP) ## Run the test suite, 2 workers (TEST_WORKERS=N; installs first 
 lint: $(STAMP) ## Lint with ruff
 	$(VENV)/bin/ruff check .
 
-bench: $(STAMP) ## Run the CPU benchmarks, ~9 min on 2 idle cores (figures: benchmarks/README.md)
+bench: $(STAMP) ## Run the CPU benchmarks, ~12 min on 2 idle cores (figures: benchmarks/README.md)
 	$(PY) benchmarks/run_all.py $(BENCH)
 
 record: $(STAMP) ## Re-run demo + demo_density and rewrite experiments/results/ (RECORD="name ...")
