@@ -119,12 +119,19 @@ def resume_arguments(argv: list[str]) -> list[str]:
     if not resume:
         run_dirs = [Path(a.split("=", 1)[1]) for a in argv[1:] if a.startswith("hydra.run.dir=")]
         if run_dirs and holds_a_run(run_dirs[-1]):
-            done = run_status(run_dirs[-1]) == "finished"
-            _exit(2, f"{run_dirs[-1]} already holds a {'finished ' if done else ''}run "
-                  "(config.yaml, checkpoints/): a new run never writes into it. "
-                  + ("Give the new run another hydra.run.dir." if done else
-                     f"Continue it with `python -m zss.run resume={run_dirs[-1]}`, or give "
-                     "the new run another hydra.run.dir."))
+            status = run_status(run_dirs[-1])
+            trained = any((run_dirs[-1] / "checkpoints").glob("**/*.ckpt"))
+            if status == "finished":
+                advice = "Give the new run another hydra.run.dir."
+            elif status == "failed" and not trained:  # e.g. refused by a config check
+                advice = ("It failed before it wrote a checkpoint (its metrics.json says "
+                          "why), so resuming it would repeat its config: give the new run "
+                          "another hydra.run.dir.")
+            else:
+                advice = (f"Continue it with `python -m zss.run resume={run_dirs[-1]}`, or "
+                          "give the new run another hydra.run.dir.")
+            _exit(2, f"{run_dirs[-1]} already holds a {'finished ' if status == 'finished' else ''}"
+                  f"run (config.yaml, checkpoints/): a new run never writes into it. {advice}")
         return argv
     if len(argv) != 2:
         _exit(2, "resume=DIR continues a run with the config it was started with; give it "
