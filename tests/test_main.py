@@ -80,7 +80,8 @@ def test_the_returned_value_is_the_optimized_metric(tmp_path, monkeypatch, caplo
     monkeypatch.setattr(zss.run, "train_and_test", lambda cfg: {"metrics": metrics})
     value = zss.run.main(_demo_config(tmp_path, *overrides))
     assert math.isnan(value) if expected == "nan" else value == expected
-    assert ("test/szn/nothing was not computed" in caplog.text) == ("nothing" in str(overrides))
+    assert ("test/szn/nothing was not computed: this run evaluated szn (" in caplog.text) == (
+        "nothing" in str(overrides))
 
 
 RECORDER = '''

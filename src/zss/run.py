@@ -71,7 +71,12 @@ def main(cfg: DictConfig) -> float | None:
     if cfg.get("optimized_metric") and "test" in cfg.stages:
         value = payload["metrics"].get(cfg.optimized_metric)
         if value is None:
-            log.warning("optimized_metric %s was not computed", cfg.optimized_metric)
+            variants = sorted({k.split("/")[1] for k in payload["metrics"]
+                               if k.startswith("test/")})
+            log.warning("optimized_metric %s was not computed: this run evaluated %s (e.g. "
+                        "SZN needs stage 2); a sweep reads NaN for it. Set optimized_metric "
+                        "to one of its test/<variant>/<metric> scores to optimise on them.",
+                        cfg.optimized_metric, ", ".join(variants) or "nothing")
             return math.nan
         return value
     return None
