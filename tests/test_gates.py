@@ -162,7 +162,7 @@ def test_the_test_curve_runs_from_seen_only_to_unseen_only():
     ev = ZeroShotEvaluator(split, ("fcn_je",))
     preds = {"fcn_je": predict_fcn_je(cosine_scores(out["embedding"], vectors),
                                       torch.ones(6, dtype=torch.bool))}
-    ev.update(preds, labels, curve_inputs(out, vectors, split))
+    ev.update(preds, labels, curve_inputs(cosine_scores(out["embedding"], vectors), split))
     matrices = ev.curve.compute()
     ts = split.mask(split.train_seen)
     assert matrices[0][:, ~ts].sum() == 0 and matrices[0].sum() == (labels != 255).sum()

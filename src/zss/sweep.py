@@ -101,10 +101,10 @@ def ausuc(miou_unseen: Sequence[float], miou_seen: Sequence[float]) -> float:
     keep = ~(np.isnan(x) | np.isnan(y))
     if keep.sum() < 2:
         return math.nan
-    order = np.lexsort((-y[keep], -x[keep]))  # unseen mIoU descending, then seen descending
+    x, y = x[keep], y[keep]
+    order = np.lexsort((-y, -x))  # unseen mIoU descending, then seen descending
     frontier, best = [], -math.inf
-    for i in order:
-        xi, yi = x[keep][i], y[keep][i]
+    for xi, yi in zip(x[order], y[order], strict=True):
         if yi > best:
             frontier.append((xi, yi))
             best = yi

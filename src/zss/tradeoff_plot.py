@@ -29,10 +29,10 @@ def save_tradeoff_png(tradeoff: Mapping[str, object], points: Mapping[str, tuple
     matplotlib.use("Agg")  # no display; before pyplot is imported
     import matplotlib.pyplot as plt
 
-    xs = [100 * x for x, y in zip(tradeoff["miou_unseen"], tradeoff["miou_seen"], strict=True)
-          if not (math.isnan(x) or math.isnan(y))]
-    ys = [100 * y for x, y in zip(tradeoff["miou_unseen"], tradeoff["miou_seen"], strict=True)
-          if not (math.isnan(x) or math.isnan(y))]
+    defined = [(100 * x, 100 * y) for x, y in zip(tradeoff["miou_unseen"],
+                                                  tradeoff["miou_seen"], strict=True)
+               if not (math.isnan(x) or math.isnan(y))]
+    xs, ys = [x for x, _ in defined], [y for _, y in defined]
     fig, ax = plt.subplots(figsize=(6, 5), dpi=100)
     ausuc = float(tradeoff["ausuc"])  # type: ignore[arg-type]
     ax.plot(xs, ys, "-", color="0.4", label=f"calibrated stacking, γ swept (AUSUC {ausuc:.4f})")

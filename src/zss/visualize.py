@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from zss.data.splits import IGNORE_INDEX, ClassSplit
 from zss.data.voc import voc_colormap
 from zss.models.gates import GATES
-from zss.modules.evaluation import predict_variants
+from zss.modules.evaluation import predict_variants, variant_scores
 
 __all__ = ["ImagePredictions", "predict_test_images", "prediction_grid", "save_test_predictions"]
 
@@ -153,8 +153,8 @@ def predict_test_images(module, dataset, count: int) -> ImagePredictions:
             {"image": image[None].to(device), "label": label[None].to(device)}, 0)
         out = module.net(batch["image"])
         labels_b = batch["label"]
-        for v, p in predict_variants(out, labels_b, module.class_embeddings, split,
-                                     variants).items():
+        scores = variant_scores(out, module.class_embeddings)
+        for v, p in predict_variants(out, labels_b, scores, split, variants).items():
             preds[v].append(p[0].cpu().numpy())
         if "seenmask" in out:
             seenmask.append(out["seenmask"][0].argmax(0).cpu().numpy())

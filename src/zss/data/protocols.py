@@ -170,16 +170,15 @@ class Protocol:
         table[self.hidden(split, stage)] = IGNORE_INDEX
         return table
 
-    def describe(self, split: ClassSplit | None = None) -> str:
+    def describe(self, split: ClassSplit) -> str:
         """One phrase for the run log, e.g. ``protocol spnet (training images with hidden
-        classes kept, those pixels void; background ignored)``; with ``split``, a class list
+        classes kept, those pixels void; background ignored)``; a class list of ``split``
         without background under ``background: seen`` (e.g. PASCAL-Context's 33 classes)
         says so instead of the rule."""
         images = ("dropped" if self.unseen_training_images == "drop"
                   else "kept, those pixels void")
         background = f"background {self.background}"
-        if (self.background == "seen" and split is not None
-                and "background" not in split.class_names):
+        if self.background == "seen" and "background" not in split.class_names:
             background = f"no background class in split '{split.name}'"
         return (f"protocol {self.name} (training images with classes their stage may not "
                 f"see {images}; {background})")

@@ -226,10 +226,10 @@ def pad_collate(batch: Sequence[dict]) -> dict:
         if not all(isinstance(v, torch.Tensor) for v in values):
             out[key] = values
             continue
-        shapes = {tuple(v.shape) for v in values}
         if len(values) == 1:  # the paper's batch 1: a view, no copy
             out[key] = values[0].unsqueeze(0)
             continue
+        shapes = {tuple(v.shape) for v in values}
         if len(shapes) == 1:
             out[key] = torch.stack(values)
             continue

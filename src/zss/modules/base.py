@@ -18,7 +18,12 @@ from zss.data.transforms import normalize_batch, same_size_parts
 from zss.errors import UserInputError
 from zss.models import FCN32sBackbone, SmallBackbone, SZNNet, preprocessing_for_backbone
 from zss.models.gates import GATES
-from zss.modules.evaluation import ZeroShotEvaluator, curve_inputs, predict_variants
+from zss.modules.evaluation import (
+    ZeroShotEvaluator,
+    curve_inputs,
+    predict_variants,
+    variant_scores,
+)
 from zss.resume import LastCheckpoint
 
 # the modules normalise every batch after its transfer (DESIGN §3); Lightning warns that the
@@ -129,7 +134,8 @@ class ZeroShotModule(L.LightningModule):
         protocol: the benchmark protocol the data followed in training
             (:meth:`zss.data.protocols.Protocol.as_dict`), recorded in checkpoints so that a
             run continued from one reports and checks it; None in checkpoints written
-            before it (read as the ``szn`` protocol, :func:`trained_protocol`).
+            before it (read as the ``szn`` protocol,
+            :meth:`zss.data.protocols.Protocol.recorded`).
 
     Attributes:
         leakage_guard: check every training and validation batch for classes the stage may
@@ -277,9 +283,10 @@ class ZeroShotModule(L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         for part in same_size_parts(batch):  # each image at its own size, never padded
             out = self.net(part["image"])
-            preds = predict_variants(out, part["label"], self.class_embeddings, self.split,
+            scores = variant_scores(out, self.class_embeddings)  # once for all variants
+            preds = predict_variants(out, part["label"], scores, self.split,
                                      self.test_variants, self.gates)
-            curve = (curve_inputs(out, self.class_embeddings, self.split)
+            curve = (curve_inputs(scores, self.split)
                      if self.evaluator.curve is not None else None)
             self.evaluator.update(preds, part["label"], curve)
 

@@ -57,7 +57,7 @@ ends are the seen-only and the unseen-only predictions."""
 
 
 def predict_variants(out: dict[str, torch.Tensor], labels: torch.Tensor,
-                     class_embeddings: torch.Tensor | None, split: ClassSplit,
+                     scores: torch.Tensor | None, split: ClassSplit,
                      variants: tuple[str, ...],
                      gates: Mapping[str, float] | None = None) -> dict[str, torch.Tensor]:
     """Label maps of the requested variants from one network output.
@@ -66,7 +66,8 @@ def predict_variants(out: dict[str, torch.Tensor], labels: torch.Tensor,
         out: network outputs: ``"logits"`` (N, C, H, W) for FCN-S, ``"embedding"``
             (N, j, H, W) for the embedding variants, ``"seenmask"`` (N, 2, H, W) for SZN.
         labels: int64 (N, H, W) ground truth (255 = void); used only by SZN-PS.
-        class_embeddings: float (C, j) class vectors, or None for FCN-S alone.
+        scores: float (N, C, H, W) cosine scores of ``out["embedding"]`` against the class
+            vectors (:func:`variant_scores`), or None for FCN-S alone.
         split: the class split fixing the candidate sets.
         variants: names among :data:`VARIANTS`.
         gates: ``{gate variant: parameter value}`` (t, γ or τ) for the gate variants asked
@@ -85,7 +86,6 @@ def predict_variants(out: dict[str, torch.Tensor], labels: torch.Tensor,
     if "fcn_s" in variants:
         preds["fcn_s"] = masked_argmax(out["logits"], train_seen)
     if set(variants) & {"fcn_je", *GATED, "szn_ps"}:
-        scores = cosine_scores(out["embedding"], class_embeddings)
         if "fcn_je" in variants:
             preds["fcn_je"] = predict_fcn_je(scores, everything)
         if "szn" in variants:
@@ -98,12 +98,20 @@ def predict_variants(out: dict[str, torch.Tensor], labels: torch.Tensor,
     return preds
 
 
-def curve_inputs(out: dict[str, torch.Tensor], class_embeddings: torch.Tensor,
-                 split: ClassSplit) -> tuple[torch.Tensor, ...]:
+def variant_scores(out: dict[str, torch.Tensor],
+                   class_embeddings: torch.Tensor | None) -> torch.Tensor | None:
+    """The float (N, C, H, W) cosine scores every embedding variant and the γ sweep read
+    (computed once per batch), or None for FCN-S (no class vectors)."""
+    if class_embeddings is None:
+        return None
+    return cosine_scores(out["embedding"], class_embeddings)
+
+
+def curve_inputs(scores: torch.Tensor, split: ClassSplit) -> tuple[torch.Tensor, ...]:
     """Calibrated stacking's ``(z, tie_seen, a, b)`` (:func:`zss.models.gates.decision`) for
-    the test pass's γ sweep; seen branch train_seen, unseen branch every other class."""
-    train_seen = split.mask(split.train_seen).to(out["embedding"].device)
-    scores = cosine_scores(out["embedding"], class_embeddings)
+    the test pass's γ sweep, from the batch's :func:`variant_scores`; seen branch
+    train_seen, unseen branch every other class."""
+    train_seen = split.mask(split.train_seen).to(scores.device)
     return decision("szn_cs", scores, train_seen, ~train_seen)
 
 
