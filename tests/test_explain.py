@@ -87,3 +87,29 @@ def test_the_gates_reading_names_the_best_gate_and_its_cost():
                                                szn=(0.6, 0.3)), _tuning(tu=0.1)).split())
     assert "No tuned gate beats SZN on hIoU (40.0 %)" in none and "optimistic" not in none
     assert explain_gates({"szn": {}}, {"skipped": "no train_unseen"}) == ""
+
+
+def test_the_summary_labels_its_readings_per_protocol():
+    """szn: the standard table and the original SZN code's seen/unseen table, each under its
+    label; zs3: ZS3Net's reading (absent classes 0) instead of the standard one."""
+    from zss.explain import READINGS, summary
+    from zss.metrics import zero_shot_scores
+
+    h = torch.zeros(21, 21, dtype=torch.int64)
+    h[17, 17], h[17, 10], h[19, 19], h[19, 6], h[10, 10], h[0, 0] = 6, 4, 5, 5, 20, 50
+    s = {"fcn_je": zero_shot_scores(h, SPLIT)}
+    szn = summary(s, "szn")
+    assert READINGS["standard"] in " ".join(szn.split()) and "original SZN code's reading" in szn
+    rows = [line.split() for line in szn.splitlines() if line.startswith("FCN-JE")]
+    assert len(rows) == 2  # one row per table
+    standard, paper = rows
+    assert float(standard[3]) == round(100 * s["fcn_je"]["miou_unseen"], 1) == 55.0
+    # paper row: S pix, S mAcc, S mIoU, S fwIoU, U pix, U mAcc, U mIoU, U fwIoU, hIoU
+    assert float(paper[7]) == round(100 * (0.6 + 0.5) / 4, 1) == 27.5  # U mIoU
+    zs3 = summary(s, "zs3")
+    assert READINGS["zs3"] in " ".join(zs3.split()) and "original SZN code" not in zs3
+    (row,) = [line.split() for line in zs3.splitlines() if line.startswith("FCN-JE")]
+    # 15 of the 19 S classes are absent: 0 in ZS3Net's mean, left out of the standard one
+    assert float(row[2]) == round(100 * s["fcn_je"]["miou_seen_nan0"], 1)
+    assert s["fcn_je"]["miou_seen_nan0"] < s["fcn_je"]["miou_seen"]
+    assert "original SZN code" not in summary(s, "spnet")

@@ -179,3 +179,91 @@ def test_miou_unseen_nan0_counts_absent_unseen_classes_as_zero():
     assert s["miou_unseen_nan0"] == pytest.approx(s["miou_unseen"])
     no_unseen = ClassSplit("all", VOC_CLASSES, VOC_CLASSES)
     assert math.isnan(zero_shot_scores(torch_hist(*present), no_unseen)["miou_unseen_nan0"])
+
+
+def zs3_evaluator(hist, seen, unseen):
+    """ZS3Net's Evaluator (valeoai/ZS3 zs3/utils/metrics.py, Mean_Intersection_over_Union),
+    written out: every NaN IoU is 0 in the overall, the seen and the unseen mean."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.diag(hist) / (hist.sum(1) + hist.sum(0) - np.diag(hist))
+    return (np.nanmean(np.nan_to_num(iou)), np.nanmean(np.nan_to_num(iou[seen])),
+            np.nanmean(np.nan_to_num(iou[unseen])))
+
+
+def test_the_nan0_reading_is_zs3nets_evaluator():
+    """miou_nan0, miou_seen_nan0, miou_unseen_nan0 and hiou_nan0 against ZS3Net's formulas:
+    with bicycle (2) and sheep (17) absent from truth and prediction, both count 0."""
+    trues, preds = random_maps(8, absent=(2, 17))
+    preds[preds == 17] = 0
+    hist = torch_hist(trues, preds)
+    seen = [i for i in range(C) if i not in (17, 19)]
+    overall, seen_m, unseen_m = zs3_evaluator(hist.numpy().astype(float), seen, [17, 19])
+    s = zero_shot_scores(hist, SPLIT)
+    assert s["miou_nan0"] == pytest.approx(overall) and s["miou_nan0"] < s["miou"]
+    assert s["miou_seen_nan0"] == pytest.approx(seen_m) and s["miou_seen_nan0"] < s["miou_seen"]
+    assert s["miou_unseen_nan0"] == pytest.approx(unseen_m)
+    assert s["hiou_nan0"] == pytest.approx(2 * seen_m * unseen_m / (seen_m + unseen_m))
+
+
+def original_label_accuracy_score(label_trues, label_preds, n_class, unseen):
+    """The original SZN code's reading, written from its description (utils.py of
+    RohanDoshi2018/ZeroshotSemanticSegmentation): per image, a matrix of the pixels whose
+    (valid) ground truth is not in ``unseen`` and one of those whose ground truth is in it,
+    each over all classes; each turned into FCN's four scores with nanmean."""
+    seen_hist, unseen_hist = np.zeros((n_class, n_class)), np.zeros((n_class, n_class))
+    for lt, lp in zip(label_trues, label_preds, strict=True):
+        lt, lp = lt.ravel(), lp.ravel()
+        valid = (lt >= 0) & (lt < n_class)
+        is_unseen = np.isin(lt, unseen)
+        for hist, keep in ((seen_hist, valid & ~is_unseen), (unseen_hist, valid & is_unseen)):
+            hist += np.bincount(n_class * lt[keep].astype(int) + lp[keep],
+                                minlength=n_class**2).reshape(n_class, n_class)
+
+    def scores(hist):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            acc = np.diag(hist).sum() / hist.sum()
+            acc_cls = np.nanmean(np.diag(hist) / hist.sum(axis=1))
+            iu = np.diag(hist) / (hist.sum(axis=1) + hist.sum(axis=0) - np.diag(hist))
+            freq = hist.sum(axis=1) / hist.sum()
+        return acc, acc_cls, np.nanmean(iu), (freq[freq > 0] * iu[freq > 0]).sum()
+
+    return scores(seen_hist), scores(unseen_hist)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_paper_reading_is_the_original_codes(seed):
+    """paper/{seen,unseen}/* from one confusion matrix against the original's two matrices
+    built from the label arrays (void and absent classes included). Seed 0..3 with sheep
+    (17) or bicycle (2) absent from the truth."""
+    trues, preds = random_maps(seed, absent=(2, 17) if seed % 2 else (2, 5))
+    if seed == 3:  # U pixels mostly predicted as seen classes (sheep -> cow, train -> bus)
+        preds = np.where((trues == 19) & (np.random.default_rng(3).random(trues.shape) < 0.8),
+                         6, preds)
+    unseen = [17, 19]
+    ref_seen, ref_unseen = original_label_accuracy_score(trues, preds, C, unseen)
+    s = zero_shot_scores(torch_hist(trues, preds), SPLIT)
+    for part, ref in (("seen", ref_seen), ("unseen", ref_unseen)):
+        for key, value in zip(("pixel_acc", "mean_acc", "miou", "fwiou"), ref, strict=True):
+            assert s[f"paper/{part}/{key}"] == pytest.approx(value, rel=1e-12), (part, key)
+    a, b = ref_seen[2], ref_unseen[2]
+    assert s["paper/hiou"] == pytest.approx(2 * a * b / (a + b))
+    # the readings differ: a seen class that received U pixels is 0 in the unseen mean
+    assert s["paper/unseen/miou"] < s["miou_unseen"]
+
+
+def test_the_paper_reading_by_hand():
+    """Two U classes (sheep 17, train 19), 10 pixels each: sheep 6 right, 4 as cow (10);
+    train 5 right, 5 as bus (6); 20 cow pixels all right. Unseen matrix: sheep IoU 6/10,
+    train 5/10, cow 0/4, bus 0/5 -> mean 0.275; the standard miou_unseen (full matrix) 0.55."""
+    h = torch.zeros(C, C, dtype=torch.int64)
+    h[17, 17], h[17, 10], h[19, 19], h[19, 6], h[10, 10] = 6, 4, 5, 5, 20
+    s = zero_shot_scores(h, SPLIT)
+    assert s["paper/unseen/miou"] == pytest.approx((0.6 + 0.5 + 0 + 0) / 4)
+    assert s["paper/unseen/pixel_acc"] == pytest.approx(11 / 20)
+    assert s["paper/unseen/mean_acc"] == pytest.approx((0.6 + 0.5) / 2)
+    assert s["paper/seen/miou"] == pytest.approx(1.0)  # cow: 20 / 20 in the seen matrix
+    assert s["miou_unseen"] == pytest.approx(0.55)
+    # full matrix: cow's union holds the 4 sheep pixels, bus (0 / 5) counts in S
+    assert s["miou_seen"] == pytest.approx((20 / 24 + 0) / 2)
+    no_unseen = ClassSplit("all", VOC_CLASSES, VOC_CLASSES)
+    assert not any(k.startswith("paper/") for k in zero_shot_scores(h, no_unseen))

@@ -18,10 +18,28 @@ import torch
 from zss.data.splits import ClassSplit
 from zss.metrics import per_class_iou
 
-__all__ = ["explain", "explain_gates", "summary", "summary_table", "unseen_confusions"]
+__all__ = ["READINGS", "explain", "explain_gates", "summary", "summary_table",
+           "unseen_confusions"]
 
 SUMMARY_KEYS = (("miou", "mIoU"), ("miou_seen", "mIoU S"), ("miou_unseen", "mIoU U"),
                 ("hiou", "hIoU"), ("pixel_acc", "pix acc"))
+ZS3_KEYS = (("miou_nan0", "mIoU"), ("miou_seen_nan0", "mIoU S"),
+            ("miou_unseen_nan0", "mIoU U"), ("hiou_nan0", "hIoU"), ("pixel_acc", "pix acc"))
+PAPER_COLUMNS = (("paper/seen/pixel_acc", "S pix"), ("paper/seen/mean_acc", "S mAcc"),
+                 ("paper/seen/miou", "S mIoU"), ("paper/seen/fwiou", "S fwIoU"),
+                 ("paper/unseen/pixel_acc", "U pix"), ("paper/unseen/mean_acc", "U mAcc"),
+                 ("paper/unseen/miou", "U mIoU"), ("paper/unseen/fwiou", "U fwIoU"),
+                 ("paper/hiou", "hIoU"))
+READINGS = {
+    "standard": "standard reading (per-class IoU of the full confusion matrix; S = "
+                "train_seen ∪ train_unseen, U = unseen; ZS3Net, SPNet and later papers)",
+    "zs3": "ZS3Net's reading (its Evaluator: a class absent from the test split and never "
+           "predicted counts 0 in every mean)",
+    "paper": "the original SZN code's reading (the thesis's tables: utils.label_accuracy_score"
+             " with unseen=U, one matrix of the pixels whose truth is in S and one of those in"
+             " U, each over all classes)",
+}
+"""The label printed above each summary table: which reading of the matrices it is."""
 NAMES = {"fcn_s": "FCN-S", "fcn_je": "FCN-JE", "szn": "SZN", "szn_ps": "SZN-PS",
          "szn_threshold": "SZN-thr", "szn_cs": "SZN-CS", "szn_maxcos": "SZN-cos"}
 GATE_WORDS = {"szn_threshold": "the seenmask with a tuned threshold t on P(seen)",
@@ -36,26 +54,36 @@ def _pct(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{100 * x:.1f} %"
 
 
-def summary_table(scores: Mapping[str, Mapping[str, float]]) -> str:
-    """Per variant: mIoU, mIoU over S, over U, hIoU and pixel accuracy, in percent."""
-    lines = [f"{'':<8}" + "".join(f"{title:>9}" for _, title in SUMMARY_KEYS)]
+def summary_table(scores: Mapping[str, Mapping[str, float]],
+                  columns: tuple[tuple[str, str], ...] = SUMMARY_KEYS) -> str:
+    """Per variant one row of ``columns`` (``(metric key, title)``; by default mIoU, mIoU
+    over S, over U, hIoU and pixel accuracy of the standard reading), in percent."""
+    width = max(9, *(len(title) + 2 for _, title in columns))
+    lines = [f"{'':<8}" + "".join(f"{title:>{width}}" for _, title in columns)]
     for v, s in scores.items():
-        cells = (s.get(k, math.nan) for k, _ in SUMMARY_KEYS)
+        cells = (s.get(k, math.nan) for k, _ in columns)
         lines.append(f"{NAMES.get(v, v):<8}" + "".join(
-            f"{'nan':>9}" if math.isnan(x) else f"{100 * x:9.1f}" for x in cells))
+            f"{'nan':>{width}}" if math.isnan(x) else f"{100 * x:{width}.1f}" for x in cells))
     return "\n".join(lines)
 
 
-def summary(scores: Mapping[str, Mapping[str, float]]) -> str:
-    """:func:`summary_table` plus, when SZN was evaluated, the seenmask's line: its recall of
-    "unseen" on train_unseen and on U pixels and its precision, in percent."""
-    text = summary_table(scores)
+def summary(scores: Mapping[str, Mapping[str, float]], protocol: str = "szn") -> str:
+    """The summary every run ends with, each table labelled with its reading
+    (:data:`READINGS`): the standard reading (``zs3`` protocol: ZS3Net's ``_nan0`` reading,
+    the one its numbers use) plus, when SZN was evaluated, the seenmask's line (its recall of
+    "unseen" on train_unseen and on U pixels and its precision); under the ``szn`` protocol
+    on a split with U, also the original SZN code's seen/unseen reading (``paper/`` keys)."""
+    reading = "zs3" if protocol == "zs3" else "standard"
+    text = (f"{_wrap(READINGS[reading])}:\n"
+            + summary_table(scores, ZS3_KEYS if reading == "zs3" else SUMMARY_KEYS))
     s = scores.get("szn", {})
     if "seenmask_precision" in s:
         text += ("\nseenmask: recall on train_unseen "
                  + ", on U ".join(_num(s[k]) for k in ("seenmask_recall_train_unseen",
                                                        "seenmask_recall_unseen"))
                  + f", precision {_num(s['seenmask_precision'])}")
+    if protocol == "szn" and any("paper/hiou" in v for v in scores.values()):
+        text += f"\n\n{_wrap(READINGS['paper'])}:\n{summary_table(scores, PAPER_COLUMNS)}"
     return text
 
 

@@ -29,7 +29,7 @@ from zss.data.splits import IGNORE_INDEX, ClassSplit
 
 __all__ = [
     "per_class_iou", "per_class_accuracy", "segmentation_scores", "zero_shot_scores",
-    "seenmask_scores", "harmonic_mean", "confusion_matrix_metric", "SeenmaskCounts",
+    "paper_scores", "PAPER_KEYS", "seenmask_scores", "harmonic_mean", "confusion_matrix_metric", "SeenmaskCounts",
 ]  # fmt: skip
 
 
@@ -105,21 +105,30 @@ def segmentation_scores(hist: torch.Tensor) -> dict[str, float]:
 
 
 def zero_shot_scores(hist: torch.Tensor, split: ClassSplit) -> dict[str, float]:
-    """FCN's four scores plus the seen/unseen means of DESIGN §2.
+    """FCN's four scores plus the seen/unseen means of every reading zss reports.
+
+    Three readings of one dataset-level confusion matrix, each labelled by its keys:
+
+    - **standard** (ZS3Net, SPNet and later papers): per-class IoU of the full matrix;
+      ``miou_seen`` is the mean over S = train_seen ∪ train_unseen, ``miou_unseen`` over U,
+      plus ``miou_train_seen``, ``miou_train_unseen`` and ``hiou`` (harmonic mean of
+      ``miou_seen`` and ``miou_unseen``); means over the classes whose IoU is defined (NaN for
+      an empty set).
+    - **ZS3Net's** (``_nan0`` keys): every class with an undefined IoU (empty union: absent
+      from the ground truth and never predicted) counts as 0 in every mean, as ZS3Net's
+      ``Evaluator.Mean_Intersection_over_Union`` does (``np.nanmean(np.nan_to_num(iou))``
+      overall, over its seen and over its unseen indices; valeoai/ZS3
+      ``zs3/utils/metrics.py``): ``miou_nan0``, ``miou_seen_nan0``, ``miou_unseen_nan0`` and
+      ``hiou_nan0`` (their harmonic mean). NaN over an empty class set.
+    - **the original SZN code's** (``paper/`` keys, :func:`paper_scores`): one matrix of the
+      pixels whose ground truth is in S and one of those in U; only on a split with U.
 
     Args:
-        hist: (C, C) pixel counts over ``split.class_names``.
+        hist: (C, C) pixel counts over ``split.class_names``, rows = ground truth.
         split: the class split.
 
     Returns:
-        :func:`segmentation_scores` plus ``miou_seen`` (S = train_seen ∪ train_unseen),
-        ``miou_unseen`` (U), ``miou_train_seen``, ``miou_train_unseen`` and ``hiou`` (harmonic
-        mean of ``miou_seen`` and ``miou_unseen``); means over classes whose IoU is defined,
-        NaN for an empty set. Also ``miou_unseen_nan0``: the mean over **every** U class
-        with an undefined IoU (empty union: absent and never predicted) counted as 0, as
-        ZS3Net's evaluator does (``np.nanmean(np.nan_to_num(iou[unseen]))``, valeoai/ZS3
-        ``zs3/utils/metrics.py``, ``Evaluator.Mean_Intersection_over_Union``), for
-        comparison with its numbers only; NaN without U.
+        :func:`segmentation_scores` plus the keys above; floats in [0, 1] or NaN.
 
     Raises:
         ValueError: the matrix size differs from the split's class count.
@@ -133,10 +142,58 @@ def zero_shot_scores(hist: torch.Tensor, split: ClassSplit) -> dict[str, float]:
                      ("miou_train_seen", split.train_seen_idx),
                      ("miou_train_unseen", split.train_unseen_idx)):
         out[key] = _nanmean(iou[idx]) if idx else math.nan
-    unseen = iou[split.unseen_idx].numpy()
-    out["miou_unseen_nan0"] = (float(np.nan_to_num(unseen, nan=0.0).mean()) if unseen.size
-                               else math.nan)
     out["hiou"] = harmonic_mean(out["miou_seen"], out["miou_unseen"])
+    iou0 = np.nan_to_num(iou.numpy(), nan=0.0)
+    for key, idx in (("miou_nan0", list(range(split.num_classes))),
+                     ("miou_seen_nan0", split.seen_idx), ("miou_unseen_nan0", split.unseen_idx)):
+        out[key] = float(iou0[idx].mean()) if idx else math.nan
+    out["hiou_nan0"] = harmonic_mean(out["miou_seen_nan0"], out["miou_unseen_nan0"])
+    if split.unseen:
+        out.update(paper_scores(hist, split))
+    return out
+
+
+PAPER_KEYS = tuple(f"paper/{part}/{k}" for part in ("seen", "unseen")
+                   for k in ("pixel_acc", "mean_acc", "miou", "fwiou")) + ("paper/hiou",)
+"""The keys of :func:`paper_scores`, in the order the original code prints them."""
+
+
+def paper_scores(hist: torch.Tensor, split: ClassSplit) -> dict[str, float]:
+    """The original SZN code's seen and unseen scores (the thesis's tables).
+
+    Its ``utils.label_accuracy_score(label_trues, label_preds, n_class, unseen=U)``
+    (RohanDoshi2018/ZeroshotSemanticSegmentation, ``utils.py``, called by
+    ``trainer_fcn.py`` with the test-time unseen classes) builds one confusion matrix of the
+    pixels whose ground truth is seen (every class not in U, i.e. S = train_seen ∪
+    train_unseen) and one of the pixels whose ground truth is in U, **each over all
+    classes**, and turns each into FCN's four scores (``_hist_to_metrics``: ``nanmean`` over
+    every class whose accuracy / IoU is defined in that matrix). So in the unseen matrix a
+    seen class that received U pixels has IoU 0 and enters the unseen mean, which the
+    standard reading (``miou_unseen``) leaves out. Both matrices are rows of the full one:
+    no second pass over the data.
+
+    Args:
+        hist: (C, C) pixel counts over ``split.class_names``, rows = ground truth.
+        split: the class split.
+
+    Returns:
+        ``paper/seen/{pixel_acc,mean_acc,miou,fwiou}``, the same under ``paper/unseen/``,
+        and ``paper/hiou`` (harmonic mean of the two mIoUs, which the original does not
+        print); floats in [0, 1], NaN for a matrix without pixels.
+
+    Raises:
+        ValueError: the matrix size differs from the split's class count.
+    """
+    if hist.shape[0] != split.num_classes:
+        raise ValueError(f"confusion matrix has {hist.shape[0]} classes, split "
+                         f"'{split.name}' has {split.num_classes}")
+    h = _as_f64(hist)
+    out = {}
+    for part, rows in (("seen", split.seen_idx), ("unseen", split.unseen_idx)):
+        sub = torch.zeros_like(h)
+        sub[rows] = h[rows]  # the pixels whose ground truth is in this set, every prediction
+        out.update({f"paper/{part}/{k}": v for k, v in segmentation_scores(sub).items()})
+    out["paper/hiou"] = harmonic_mean(out["paper/seen/miou"], out["paper/unseen/miou"])
     return out
 
 
