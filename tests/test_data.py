@@ -206,6 +206,23 @@ def test_datamodule_parts(voc_sample, split_17_2_2):
         dm.stage = "stage3"
 
 
+def test_held_out_images_given_by_id_ignore_the_seed(voc_sample, split_17_2_2):
+    """A run continued from a stage-1 checkpoint holds out the checkpoint's images: another
+    seed would draw other ones, among them images stage 1 was trained on."""
+    factory = functools.partial(VOCSegmentation, voc_sample)
+    trained = ZSSDataModule(factory, split_17_2_2, holdout_fraction=0.1, seed=0)
+    record = trained.heldout_record()
+    assert record["ids"] == sorted(trained.ids("stage2_val")) and not record["from_checkpoint"]
+    other_seed = ZSSDataModule(factory, split_17_2_2, holdout_fraction=0.1, seed=7)
+    contaminated = set(other_seed.ids("stage2_val")) & set(trained.ids("stage1_train"))
+    assert contaminated  # what a recomputed held-out set would have validated on
+    reused = ZSSDataModule(factory, split_17_2_2, holdout_fraction=0.3, seed=7,
+                           heldout_ids=record["ids"])
+    for part in ("stage1_val", "stage2_val", "stage1_train", "stage2_train"):
+        assert reused.ids(part) == trained.ids(part), part
+    assert reused.heldout_record()["from_checkpoint"]
+
+
 def test_datamodule_rejects_transforming_factory(tiny_voc, split_17_2_2):
     factory = functools.partial(VOCSegmentation, tiny_voc, transform=EvalTransform())
     dm = ZSSDataModule(factory, split_17_2_2)

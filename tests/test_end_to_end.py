@@ -67,7 +67,14 @@ def test_run_writes_its_files_and_table(run_dir, word_vectors_dir):
         assert (out / "checkpoints").samefile(Path(payload[stage]).parents[1])
     m = payload["metrics"]
     assert m["test/fcn_je/pixel_acc"] > 0  # else every check below compares zeros
-    variants = ("fcn_je", "szn", "szn_ps", "szn_threshold", "szn_cs", "szn_maxcos")
+    # a gate is evaluated when its objective on the held-out images varied over its grid;
+    # after 8 steps at most gates see train_unseen IoU 0 at every value: untuned, and said why
+    tuning = payload["gate_tuning"]
+    tuned = tuple(g for g, r in tuning["gates"].items() if r["value"] is not None)
+    assert set(tuning.get("untuned", {})) == set(tuning["gates"]) - set(tuned)
+    for g in tuning.get("untuned", {}):
+        assert tuning["gates"][g]["value"] is None and f"{g:<14} " in stdout
+    variants = ("fcn_je", "szn", "szn_ps", *tuned)
     assert {k.split("/")[1] for k in m if k.startswith("test/")} == set(variants)
     # the class rows: the split's classes in label order, each with its set
     with open(out / "per_class_iou.csv", newline="") as f:
@@ -101,7 +108,7 @@ def test_run_writes_its_files_and_table(run_dir, word_vectors_dir):
         for k, value in expected.items():
             assert _same(m[f"test/{v}/{k}"], float(value)), (v, k, m[f"test/{v}/{k}"], value)
     for k in ("seenmask_acc", "seenmask_precision", "seenmask_recall"):
-        for v in ("szn", "szn_threshold", "szn_cs", "szn_maxcos"):
+        for v in ("szn", *tuned):
             assert f"test/{v}/{k}" in m
     assert "miou_unseen" in stdout and "tvmonitor" in stdout
 
@@ -188,15 +195,25 @@ def test_a_trained_module_and_its_checkpoint_give_the_same_test_metrics(run_dir,
 
 def test_stage2_starts_from_a_given_stage1_checkpoint(run_dir, voc_sample, word_vectors_dir,
                                                       tmp_path):
+    """... with another seed and held-out fraction than stage 1 was trained with: stage 2
+    and the gates still use the checkpoint's held-out images (a recomputed set would hold
+    images stage 1 trained on), and the log says so."""
     out, _ = run_dir
-    stage1 = json.loads((out / "metrics.json").read_text())["stage1_ckpt"]
+    first = json.loads((out / "metrics.json").read_text())
+    stage1 = first["stage1_ckpt"]
     cmd = [sys.executable, "-m", "zss.run", "+experiment=voc_17_2_2", "+debug=cpu",
            f"paths.data_dir={voc_sample}", f"paths.word_vectors_dir={word_vectors_dir}",
-           f"hydra.run.dir={tmp_path}", "stages=[stage2,test]", f"stage1_ckpt={stage1}", *TINY]
+           f"hydra.run.dir={tmp_path}", "stages=[stage2,test]", f"stage1_ckpt={stage1}",
+           "seed=7", "data.holdout_fraction=0.3", *TINY]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     payload = json.loads((tmp_path / "metrics.json").read_text())
     assert payload["stage1_ckpt"] == stage1
+    assert "held-out images from the checkpoint" in proc.stdout + proc.stderr
+    recorded = torch.load(stage1, map_location="cpu", weights_only=False)["zss_heldout"]
+    assert payload["heldout"]["from_checkpoint"] and payload["heldout"]["seed"] == 12345
+    assert payload["heldout"] == {**first["heldout"], "from_checkpoint": True}
+    assert payload["heldout"]["images"] == len(recorded["ids"]) == first["images"]["stage2_val"]
     assert Path(payload["stage2_ckpt"]).parent == tmp_path / "checkpoints" / "stage2"
     assert not (tmp_path / "checkpoints" / "stage1").exists()
     assert "test/szn/hiou" in payload["metrics"]

@@ -164,9 +164,9 @@ def test_the_test_curve_runs_from_seen_only_to_unseen_only():
                                       torch.ones(6, dtype=torch.bool))}
     ev.update(preds, labels, curve_inputs(cosine_scores(out["embedding"], vectors), split))
     matrices = ev.curve.compute()
-    ts = split.mask(split.train_seen)
-    assert matrices[0][:, ~ts].sum() == 0 and matrices[0].sum() == (labels != 255).sum()
-    assert matrices[-1][:, ts].sum() == 0  # gamma = 2.05: unseen candidates only
+    seen = split.mask(split.seen)  # S = train_seen and train_unseen: Chao et al.'s seen axis
+    assert matrices[0][:, ~seen].sum() == 0 and matrices[0].sum() == (labels != 255).sum()
+    assert matrices[-1][:, seen].sum() == 0  # gamma = 2.05: U candidates only
     curve = ev.tradeoff()
     assert curve["gamma"] == list(CURVE_GAMMAS) and curve["miou_unseen"][0] == 0.0
     # gamma = 0 is FCN-JE
@@ -176,3 +176,52 @@ def test_the_test_curve_runs_from_seen_only_to_unseen_only():
     assert (curve["miou_unseen"][i], curve["miou_seen"][i]) == (fcn_je["miou_unseen"],
                                                                fcn_je["miou_seen"])
     assert curve["ausuc"] == pytest.approx(ausuc(curve["miou_unseen"], curve["miou_seen"]))
+
+
+def test_the_test_curve_is_chao_et_al_calibrated_stacking_of_s_against_u():
+    """Each point of the curve against calibrated stacking written out (Chao et al. 2016,
+    eq. 3): argmax over all classes of the cosine minus gamma on every class with training
+    labels (train_seen and train_unseen), the lowest index on a tie."""
+    names = [f"c{i}" for i in range(6)]
+    split = ClassSplit(name="t", class_names=names, train_seen=names[:3],
+                       train_unseen=names[3:5], unseen=names[5:])
+    g = torch.Generator().manual_seed(5)
+    cos = cosine_scores(torch.randn(2, 4, 9, 7, generator=g), torch.randn(6, 4, generator=g))
+    labels = torch.randint(0, 6, (2, 9, 7), generator=g)
+    ev = ZeroShotEvaluator(split, ("fcn_je",))
+    ev.update({"fcn_je": predict_fcn_je(cos, torch.ones(6, dtype=torch.bool))}, labels,
+              curve_inputs(cos, split))
+    curve, matrices = ev.tradeoff(), ev.curve.compute()
+    offset = torch.tensor([1.0, 1, 1, 1, 1, 0])[None, :, None, None]  # 1 on S
+    for i in (0, 150, 190, 205, 230, len(CURVE_GAMMAS) - 1):
+        gamma = CURVE_GAMMAS[i]
+        pred = (cos - gamma * offset).argmax(1)  # torch's argmax: the first maximum
+        ref = torch.bincount(labels.flatten() * 6 + pred.flatten(), minlength=36).view(6, 6)
+        assert torch.equal(matrices[i], ref), gamma
+        ref_scores = zero_shot_scores(ref, split)
+        assert curve["miou_seen"][i] == ref_scores["miou_seen"]
+        assert curve["miou_unseen"][i] == ref_scores["miou_unseen"]
+
+
+def test_a_constant_objective_is_untuned_not_the_grids_middle():
+    """The same objective at every grid value (here 0: the gate never sends a train_unseen
+    pixel to its class) is no tuning: value None and the reason, as for a NaN objective."""
+    from zss.modules.tuning import choose, format_tuning
+
+    names = ["bg", "a", "b", "u"]
+    split = ClassSplit(name="t", class_names=names, train_seen=names[:2],
+                       train_unseen=["b"], unseen=["u"])
+    grid = (-1.0, 0.0, 1.0)
+    flat = torch.zeros(3, 4, 4, dtype=torch.int64)
+    flat[:, 0, 0], flat[:, 2, 0] = 10, 5  # b always predicted as bg: train_unseen IoU 0
+    r = choose(flat, grid, split)
+    assert r["value"] is None and r["objective"] == 0.0 and "no signal" in r["untuned"]
+    varied = flat.clone()
+    varied[1, 2, 0], varied[1, 2, 2] = 2, 3  # at 0.0 some b pixels are right
+    r = choose(varied, grid, split)
+    assert r["value"] == 0.0 and r["objective"] > 0 and "untuned" not in r
+    empty = torch.zeros(3, 4, 4, dtype=torch.int64)
+    assert choose(empty, grid, split)["value"] is None
+    text = format_tuning({"objective": "o", "images": 3, "gates": {
+        "szn_maxcos": {"parameter": "tau", **choose(flat, grid, split)}}}, None)
+    assert "szn_maxcos" in text and "untuned, not evaluated" in text and "no signal" in text

@@ -26,6 +26,7 @@ curve of calibrated stacking on the test split, a test-set analysis; splits with
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -314,17 +315,20 @@ def _train_and_test(cfg: DictConfig, out: Path, progress: dict[str, Any],
     meta.update(split=split.name, protocol=protocol.name, protocol_rules=protocol.as_dict(),
                 paths=recorded_paths(cfg), machine=machine())
     module: L.LightningModule | None = None
+    training = bool({"stage1", "stage2"} & set(stages))
+    heldout_ids = None
     if "stage1" in stages:  # a weights file of unknown format fails before anything is read
         backbone = OmegaConf.to_container(cfg.model.backbone)
     else:
         module = load_stage1(cfg.stage1_ckpt, cfg, split)
         meta["stage1_ckpt"] = str(Path(cfg.stage1_ckpt).expanduser().resolve())
         backbone = dict(module.hparams.backbone)
+        heldout_ids = _checkpoint_heldout(module, training)
     preprocessing = preprocessing_for_backbone(backbone)  # a checkpoint's, never the config's
     # the data first: a missing folder or list fails before weights or tables are fetched;
     # objects go in after instantiation (Hydra would turn a dataclass argument into a config)
-    dm = instantiate(cfg.data, _partial_=True)(split=split, protocol=protocol)  # the module normalises
-    training = bool({"stage1", "stage2"} & set(stages))
+    dm = instantiate(cfg.data, _partial_=True)(split=split, protocol=protocol,  # the module normalises
+                                               heldout_ids=heldout_ids)
     _setup_data(dm, training)
     class_set = dm.class_set or split_classes(cfg)
     meta["class_set"] = class_set
@@ -345,8 +349,11 @@ def _train_and_test(cfg: DictConfig, out: Path, progress: dict[str, Any],
                 dm.require_holdout(stage)
         log.info(dm.describe())
         meta["images"] = dm.summary()
+        meta["heldout"] = _heldout_meta(dm, module)
     if module is None:
         module = _new_stage1(cfg, split, protocol)
+        if training:
+            module.heldout = dm.heldout_record()  # saved with its checkpoints
     source = module.hparams.get("embedding_source")
     log.info("class embeddings: %s; input preprocessing: %s (weights %s)", source,
              preprocessing, backbone.get("weights"))
@@ -404,6 +411,37 @@ def _train_and_test(cfg: DictConfig, out: Path, progress: dict[str, Any],
     return payload
 
 
+def _checkpoint_heldout(module: L.LightningModule, training: bool) -> list[str] | None:
+    """The held-out image ids a stage-1 checkpoint recorded, for the run that continues from
+    it (None for a checkpoint written before they were recorded: then said, and drawn)."""
+    if module.heldout is not None:
+        return list(module.heldout["ids"])
+    if training:
+        log.warning("the stage-1 checkpoint does not record its held-out images (it was "
+                    "written before zss recorded them): they are drawn again with this run's "
+                    "data.seed and data.holdout_fraction; unless these are the values stage 1 "
+                    "was trained with, images stage 1 trained on can be among those that "
+                    "choose the seenmask checkpoint and tune the gates")
+    return None
+
+
+def _heldout_meta(dm, module: L.LightningModule | None) -> dict[str, Any]:
+    """What ``metrics.json`` records of the held-out images (and the line the log says)."""
+    record = dm.heldout_record()
+    ids = record.pop("ids")
+    digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    if record["from_checkpoint"]:
+        recorded = module.heldout
+        log.info("stage 2 and the gate tuning use the %d held-out images from the checkpoint "
+                 "(%d recorded there, drawn from '%s' with seed %s, fraction %s); this run's "
+                 "data.seed / data.holdout_fraction do not apply to them", len(ids),
+                 len(recorded["ids"]), recorded["train_set"], recorded["seed"],
+                 recorded["fraction"])
+        record.update(train_set=recorded["train_set"], seed=recorded["seed"],
+                      fraction=recorded["fraction"])
+    return {**record, "images": len(ids), "ids_sha256": digest}
+
+
 def _strict(x: Any) -> Any:
     """``x`` with every NaN float replaced by None (strict JSON)."""
     if isinstance(x, float) and math.isnan(x):
@@ -445,10 +483,9 @@ def _tune_gates(cfg: DictConfig, module: L.LightningModule, dm, split: ClassSpli
     tuning = {"objective": OBJECTIVE, "images": len(dm.ids("stage2_val")),
               "data": f"stage2_val: held-out images of '{dm.train_set}'", "gates": result,
               "reference": reference}
-    untuned = sorted(set(result) - set(chosen))
-    if untuned:
-        tuning["untuned"] = (f"{untuned}: the held-out images lack train_seen or train_unseen "
-                             "pixels, so the objective is undefined")
+    untuned = {g: r["untuned"] for g, r in result.items() if r["value"] is None}
+    if untuned:  # not evaluated on the test split; metrics.json says why, per gate
+        tuning["untuned"] = untuned
     log.info("gates tuned: %s", ", ".join(f"{g} {r['parameter']}={r['value']}"
                                            for g, r in result.items()))
     return tuning
@@ -474,9 +511,12 @@ def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Pa
             results[f"tune/{g}/objective"] = r["objective"]
     tradeoff = module.evaluator.tradeoff()
     if tradeoff is not None:
-        results["test/szn_cs/ausuc"] = tradeoff["ausuc"]
+        results["test/fcn_je/ausuc"] = tradeoff["ausuc"]
         meta["ausuc"] = {"note": "test-set analysis: calibrated stacking with gamma swept on "
-                                 "the test split; not a tuned result", **tradeoff}
+                                 "the test split; not a tuned result",
+                         "definition": "Chao et al. 2016: gamma subtracted from the cosines "
+                                       "of S = train_seen + train_unseen, against U; area "
+                                       "under miou_seen (S) over miou_unseen (U)", **tradeoff}
     if not is_global_zero():
         return results
     write_atomic(out / "per_class_iou.csv", table_csv(table))
@@ -492,7 +532,7 @@ def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Pa
     if tuning or tradeoff is not None:
         parts.append(format_tuning(tuning, tradeoff))
     parts.append(f"Summary (percent; {split.name}, protocol {meta['protocol']}):\n"
-                 f"{summary(scores)}")
+                 f"{summary(scores, meta['protocol'])}")
     if tradeoff is not None:
         points = {NAMES.get(v, v): (s["miou_unseen"], s["miou_seen"]) for v, s in scores.items()}
         meta["ausuc"]["png"] = str(save_tradeoff_png(

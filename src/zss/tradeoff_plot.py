@@ -16,7 +16,8 @@ def save_tradeoff_png(tradeoff: Mapping[str, object], points: Mapping[str, tuple
 
     Args:
         tradeoff: :meth:`zss.modules.evaluation.ZeroShotEvaluator.tradeoff` — ``miou_seen``,
-            ``miou_unseen`` per γ and ``ausuc``, values in [0, 1] (NaN points are skipped).
+            ``miou_unseen`` per γ and ``ausuc``, values in [0, 1] (NaN points are skipped);
+            drawn in percent, the AUSUC too (the area as a percentage of the unit square).
         points: ``{label: (miou_unseen, miou_seen)}``, e.g. every gate variant's test scores.
         path: the PNG file to write.
         title: first title line (e.g. the split); the second says it is a test-set analysis.
@@ -35,7 +36,8 @@ def save_tradeoff_png(tradeoff: Mapping[str, object], points: Mapping[str, tuple
     xs, ys = [x for x, _ in defined], [y for _, y in defined]
     fig, ax = plt.subplots(figsize=(6, 5), dpi=100)
     ausuc = float(tradeoff["ausuc"])  # type: ignore[arg-type]
-    ax.plot(xs, ys, "-", color="0.4", label=f"calibrated stacking, γ swept (AUSUC {ausuc:.4f})")
+    ax.plot(xs, ys, "-", color="0.4",  # the area in the axes' unit: percent x percent / 100
+            label=f"calibrated stacking of S vs U, γ swept (AUSUC {100 * ausuc:.2f} %)")
     markers = "os^vDPX*"
     for i, (name, (x, y)) in enumerate(points.items()):
         if not (math.isnan(x) or math.isnan(y)):

@@ -140,6 +140,12 @@ class ZSSDataModule(L.LightningDataModule):
         protocol: the benchmark protocol (None: ``szn``); its ``unseen_training_images``
             rule decides whether a training image with a class its stage may not see is
             dropped or kept with those pixels void.
+        heldout_ids: the held-out images given by id (a stage-1 checkpoint's,
+            :meth:`heldout_record`), instead of drawing them with ``seed`` and
+            ``holdout_fraction``: the usable training images among them are held out, every
+            other one is trained on. A run that continues from a stage-1 checkpoint passes
+            the checkpoint's, so that stage 2 never validates or tunes on an image stage 1
+            was trained on (whatever this run's seed, fraction or list). None: drawn.
 
     Attributes:
         stage: ``"stage1"`` or ``"stage2"``; the train/val loaders serve this stage.
@@ -158,7 +164,8 @@ class ZSSDataModule(L.LightningDataModule):
                  num_workers: int = 0, crop_size: int | tuple[int, int] | None = None,
                  max_short_side: int | None = None, seed: int = 0,
                  scale_range: tuple[float, float] = (0.5, 2.0),
-                 protocol: Protocol | None = None) -> None:
+                 protocol: Protocol | None = None,
+                 heldout_ids: Sequence[str] | None = None) -> None:
         super().__init__()
         self.protocol = protocol or Protocol()
         if not 0.0 <= holdout_fraction < 1.0:
@@ -170,6 +177,7 @@ class ZSSDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers = num_workers
         self.seed = seed
+        self.heldout_ids = None if heldout_ids is None else frozenset(heldout_ids)
         self.train_transform = TrainTransform(crop_size=crop_size,
                                               scale_range=scale_range,
                                               max_short_side=max_short_side)
@@ -233,10 +241,17 @@ class ZSSDataModule(L.LightningDataModule):
                             self.split)
         s2 = stage2_indices(self.protocol.training_presence(presence, self.split, "stage2"),
                             self.split)
-        s1_train, s1_held = holdout_split(s1, self.holdout_fraction, self.seed)
         only_s2 = sorted(set(s2) - set(s1))
-        extra_train, extra_held = holdout_split(only_s2, self.holdout_fraction, self.seed)
-        if self.holdout_fraction > 0 and not (s1_held or extra_held) and only_s2:
+        if self.heldout_ids is not None:  # a checkpoint's held-out images, by id
+            held = {i for i in set(s1) | set(only_s2) if self._id(base, i) in self.heldout_ids}
+            s1_train, s1_held = [i for i in s1 if i not in held], [i for i in s1 if i in held]
+            extra_train = [i for i in only_s2 if i not in held]
+            extra_held = [i for i in only_s2 if i in held]
+        else:
+            s1_train, s1_held = holdout_split(s1, self.holdout_fraction, self.seed)
+            extra_train, extra_held = holdout_split(only_s2, self.holdout_fraction, self.seed)
+        if (self.heldout_ids is None and self.holdout_fraction > 0 and not (s1_held or extra_held)
+                and only_s2):
             # small data: stage 2 still gets one held-out image, one it never trains on
             # (never a stage-1 training image, whose features stage 1 has fitted)
             pick = random.Random(self.seed).choice(only_s2)
@@ -288,6 +303,15 @@ class ZSSDataModule(L.LightningDataModule):
         out.update({k: len(v) for k, v in self.parts.items()})
         out["test"] = len(self._test_base)  # type: ignore[arg-type]
         return out
+
+    def heldout_record(self) -> dict[str, object]:
+        """What defines the held-out images, as a stage-1 checkpoint records it (and a later
+        run reuses: ``heldout_ids``): ``ids`` (the sorted ids of ``stage2_val``, which holds
+        ``stage1_val``), ``train_set``, ``seed``, ``fraction`` and ``from_checkpoint``
+        (whether they were a checkpoint's). Sets the training data up."""
+        return {"ids": sorted(self.ids("stage2_val")), "train_set": self.train_set,
+                "seed": self.seed, "fraction": self.holdout_fraction,
+                "from_checkpoint": self.heldout_ids is not None}
 
     def train_test_overlap(self) -> list[str]:
         """Ids that are both in the training list and in the test list (sets both up): the

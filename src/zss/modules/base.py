@@ -150,6 +150,10 @@ class ZeroShotModule(L.LightningModule):
         compile_backbone: ``torch.compile`` the backbone in place when the trainer sets the
             module up (``model.compile``; the state-dict keys stay the same); False by
             default.
+        heldout: the held-out training images of the run that trained the model (ids, list,
+            seed, fraction: :meth:`zss.data.ZSSDataModule.heldout_record`), saved in its
+            checkpoints so that a run continued from one validates and tunes on the same
+            images; None when unknown (a checkpoint written before it was recorded).
 
     Test variants: FCN-S alone for ``fcn_s``; otherwise FCN-JE, plus SZN (with the seenmask)
     and SZN-PS when the split has classes outside train_seen. On a split without them (e.g.
@@ -192,6 +196,19 @@ class ZeroShotModule(L.LightningModule):
         self.preprocessing = preprocessing_for_backbone(backbone)
         self.channels_last = False
         self.compile_backbone = False
+        self.heldout: dict[str, Any] | None = None
+
+    # ---- what the held-out images were: saved with every checkpoint -------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store :attr:`heldout` (the held-out images' ids and how they were drawn,
+        :meth:`zss.data.ZSSDataModule.heldout_record`) in the checkpoint, beside, not in,
+        the hyper-parameters (which loggers copy)."""
+        if self.heldout is not None:
+            checkpoint["zss_heldout"] = self.heldout
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore :attr:`heldout` (None for a checkpoint written before it was recorded)."""
+        self.heldout = checkpoint.get("zss_heldout")
 
     # ---- what a stage may see, and a loss that stops being finite ----------------------
     STAGE = ""

@@ -15,7 +15,8 @@ Candidate sets (DESIGN §1):
 Every variant that chooses between the branches (SZN and the gates) also gets the seenmask
 scores of its decision (:func:`zss.metrics.seenmask_scores`; a pixel is "seen" when its
 prediction is a train_seen class). With U classes, the test pass also sweeps calibrated
-stacking's γ over :data:`CURVE_GAMMAS` for the seen–unseen curve and its AUSUC
+stacking's γ (S = train_seen ∪ train_unseen against U, as Chao et al. define the curve) over
+:data:`CURVE_GAMMAS` for the seen–unseen curve and its AUSUC
 (:meth:`ZeroShotEvaluator.tradeoff`) — a test-set analysis, never used to choose anything.
 """
 
@@ -32,6 +33,7 @@ from torchmetrics.aggregation import SumMetric
 
 from zss.data.splits import ClassSplit
 from zss.metrics import (
+    PAPER_KEYS,
     SeenmaskCounts,
     confusion_matrix_metric,
     per_class_iou,
@@ -109,10 +111,14 @@ def variant_scores(out: dict[str, torch.Tensor],
 
 def curve_inputs(scores: torch.Tensor, split: ClassSplit) -> tuple[torch.Tensor, ...]:
     """Calibrated stacking's ``(z, tie_seen, a, b)`` (:func:`zss.models.gates.decision`) for
-    the test pass's γ sweep, from the batch's :func:`variant_scores`; seen branch
-    train_seen, unseen branch every other class."""
-    train_seen = split.mask(split.train_seen).to(scores.device)
-    return decision("szn_cs", scores, train_seen, ~train_seen)
+    the test pass's γ sweep, from the batch's :func:`variant_scores`, as Chao et al. (ECCV
+    2016, §3 and §4.2) define the seen–unseen curve: γ is subtracted from the scores of the
+    classes with training labels, S = train_seen ∪ train_unseen (the curve's seen axis),
+    against U (its unseen axis). (The ``szn_cs`` gate calibrates SZN's branches instead,
+    train_seen against train_unseen ∪ U, so its operating point need not lie on the curve.)
+    γ = 0 is FCN-JE."""
+    seen = split.mask(split.seen).to(scores.device)
+    return decision("szn_cs", scores, seen, ~seen)
 
 
 class ZeroShotEvaluator(nn.Module):
@@ -157,9 +163,10 @@ class ZeroShotEvaluator(nn.Module):
             self.curve.update(z, tie, a, b, labels)
 
     def tradeoff(self) -> dict[str, object] | None:
-        """The seen–unseen curve of calibrated stacking on this split (None without U):
-        ``gamma``, ``miou_seen`` and ``miou_unseen`` per γ of :data:`CURVE_GAMMAS` (NaN where
-        undefined) and its ``ausuc`` (:func:`zss.sweep.ausuc`)."""
+        """The seen–unseen curve of calibrated stacking on this split (None without U; S
+        calibrated against U, :func:`curve_inputs`): ``gamma``, ``miou_seen`` (over S) and
+        ``miou_unseen`` (over U) per γ of :data:`CURVE_GAMMAS` (NaN where undefined) and its
+        ``ausuc`` (:func:`zss.sweep.ausuc`), all fractions in [0, 1]."""
         if self.curve is None:
             return None
         scores = [zero_shot_scores(h, self.split) for h in self.curve.compute()]
@@ -215,7 +222,10 @@ def format_table(scores: dict[str, dict[str, float]], table: list[dict[str, obje
                      + "".join(pct(row[f"iou/{v}"], v) for v in variants))
     lines.append("-" * len(head))
     keys = ["pixel_acc", "mean_acc", "miou", "fwiou", "miou_seen", "miou_unseen",
-            "miou_train_seen", "miou_train_unseen", "hiou", "miou_unseen_nan0"]
+            "miou_train_seen", "miou_train_unseen", "hiou", "miou_nan0", "miou_seen_nan0",
+            "miou_unseen_nan0", "hiou_nan0"]
+    if any("paper/hiou" in s for s in scores.values()):
+        keys += list(PAPER_KEYS)
     gated = next((v for v in GATED if v in scores), None)
     if gated:  # the seenmask scores of SZN and of every gate
         keys += [k for k in scores[gated] if k.startswith("seenmask_")]

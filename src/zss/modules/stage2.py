@@ -63,14 +63,15 @@ class Stage2Module(ZeroShotModule):
     @classmethod
     def from_stage1(cls, stage1: Stage1Module, optimizer, dropout: bool = True,
                     train_upsampling: bool = True) -> Stage2Module:
-        """A stage-2 module whose backbone, embedding head, class vectors and provenance are
-        copies of ``stage1``'s; ``optimizer``, ``dropout``, ``train_upsampling`` as above."""
+        """A stage-2 module whose backbone, embedding head, class vectors and provenance
+        (held-out images included) are copies of ``stage1``'s; ``optimizer``, ``dropout``, ``train_upsampling`` as above."""
         h = stage1.hparams
         module = cls(split=h.split, backbone=h.backbone, embed_dim=h.embed_dim,
                      class_embeddings=stage1.class_embeddings.detach().clone(),
                      optimizer=optimizer, embedding_source=h.get("embedding_source"),
                      dropout=dropout, train_upsampling=train_upsampling,
                      protocol=h.get("protocol"))
+        module.heldout = stage1.heldout
         missing, unexpected = module.net.load_state_dict(stage1.net.state_dict(), strict=False)
         if unexpected or any(not k.startswith("seenmask_head.") for k in missing):
             raise RuntimeError(f"stage-1 weights do not fit the stage-2 network: missing "

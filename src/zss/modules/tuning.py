@@ -50,20 +50,30 @@ def choose(matrices: torch.Tensor, grid: tuple[float, ...], split: ClassSplit) -
 
     Returns:
         ``{"value", "objective", "miou_train_seen", "miou_train_unseen"}`` at the chosen
-        value (the middle maximiser in grid order); ``value`` None and the scores NaN when
-        the objective is NaN everywhere (no train_seen or no train_unseen pixel).
+        value (the middle maximiser in grid order). A gate with nothing to tune is
+        **untuned**: ``value`` None and ``untuned`` the reason, when the objective is NaN
+        everywhere (no train_seen or no train_unseen pixel; the scores NaN) or the same at
+        every grid value where it is defined (e.g. 0.0 at all 201 τ: the objective carries
+        no signal, so no value is better than another; the scores are that constant's).
     """
     rows = [tuning_objective(h, split) for h in matrices]
     objectives = [r[0] for r in rows]
     defined = [o for o in objectives if not math.isnan(o)]
     if not defined:
         return {"value": None, "objective": math.nan, "miou_train_seen": math.nan,
-                "miou_train_unseen": math.nan}
+                "miou_train_unseen": math.nan,
+                "untuned": "the objective is undefined at every value (the held-out images "
+                           "lack train_seen or train_unseen pixels)"}
     best = max(defined)
     winners = [i for i, o in enumerate(objectives) if o == best]
     i = winners[len(winners) // 2]
-    return {"value": grid[i], "objective": rows[i][0], "miou_train_seen": rows[i][1],
-            "miou_train_unseen": rows[i][2]}
+    chosen = {"value": grid[i], "objective": rows[i][0], "miou_train_seen": rows[i][1],
+              "miou_train_unseen": rows[i][2]}
+    if best == min(defined):
+        chosen.update(value=None, untuned=(
+            f"the objective is {100 * best:.1f} % at every value of the grid where it is "
+            "defined: it carries no signal, so no value was chosen"))
+    return chosen
 
 
 def gates_for(seenmask: bool) -> tuple[str, ...]:
@@ -142,8 +152,11 @@ def format_tuning(tuning: dict[str, Any], tradeoff: dict[str, Any] | None) -> st
         lines.append(f"Gates tuned on {tuning['images']} held-out training images of stage 2 "
                      f"(train_unseen standing in for U; objective {tuning['objective']}):")
         for g, r in tuning["gates"].items():
-            value = "none" if r["value"] is None else f"{r['value']:.4g}"
-            lines.append(f"  {g:<14} {r['parameter']:<6}= {value:<10} objective "
+            if r["value"] is None:
+                lines.append(f"  {g:<14} {r['parameter']:<6}untuned, not evaluated: "
+                             f"{r.get('untuned', 'no value was chosen')}")
+                continue
+            lines.append(f"  {g:<14} {r['parameter']:<6}= {r['value']:<10.4g} objective "
                          f"{_pct(r['objective'])} (train_seen {_pct(r['miou_train_seen'])}, "
                          f"train_unseen {_pct(r['miou_train_unseen'])})")
         untuned = {"szn": "szn (t = 0.5)", "fcn_je": "fcn_je (γ = 0)"}
@@ -151,8 +164,8 @@ def format_tuning(tuning: dict[str, Any], tradeoff: dict[str, Any] | None) -> st
             lines.append(f"  {untuned[name]:<25} objective {_pct(o)} (untuned, same images)")
     if tradeoff is not None:
         a = tradeoff["ausuc"]
-        lines.append("AUSUC (calibrated stacking, γ swept on the TEST split: an analysis, not "
-                     f"a tuned result): {'n/a' if math.isnan(a) else f'{a:.4f}'}")
+        lines.append("AUSUC (calibrated stacking of S against U, γ swept on the TEST split: an "
+                     "analysis, not a tuned result): " + ("n/a" if math.isnan(a) else f"{100 * a:.2f} %"))
     return "\n".join(lines)
 
 
