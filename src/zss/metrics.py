@@ -71,6 +71,12 @@ def _nanmean(x: torch.Tensor) -> float:
     return float(np.nanmean(x)) if (~np.isnan(x)).any() else math.nan
 
 
+def _check_split(hist: torch.Tensor, split: ClassSplit) -> None:
+    if hist.shape[0] != split.num_classes:
+        raise ValueError(f"confusion matrix has {hist.shape[0]} classes, split "
+                         f"'{split.name}' has {split.num_classes}")
+
+
 def harmonic_mean(a: float, b: float) -> float:
     """Harmonic mean ``2ab / (a + b)`` (hIoU); NaN if either is NaN, 0 if both are 0."""
     if math.isnan(a) or math.isnan(b):
@@ -133,9 +139,7 @@ def zero_shot_scores(hist: torch.Tensor, split: ClassSplit) -> dict[str, float]:
     Raises:
         ValueError: the matrix size differs from the split's class count.
     """
-    if hist.shape[0] != split.num_classes:
-        raise ValueError(f"confusion matrix has {hist.shape[0]} classes, split "
-                         f"'{split.name}' has {split.num_classes}")
+    _check_split(hist, split)
     iou = per_class_iou(hist)
     out = segmentation_scores(hist)
     for key, idx in (("miou_seen", split.seen_idx), ("miou_unseen", split.unseen_idx),
@@ -184,9 +188,7 @@ def paper_scores(hist: torch.Tensor, split: ClassSplit) -> dict[str, float]:
     Raises:
         ValueError: the matrix size differs from the split's class count.
     """
-    if hist.shape[0] != split.num_classes:
-        raise ValueError(f"confusion matrix has {hist.shape[0]} classes, split "
-                         f"'{split.name}' has {split.num_classes}")
+    _check_split(hist, split)
     h = _as_f64(hist)
     out = {}
     for part, rows in (("seen", split.seen_idx), ("unseen", split.unseen_idx)):
