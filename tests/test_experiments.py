@@ -43,7 +43,10 @@ def _data_overrides(cfg, voc_sample, context_sample, word_vectors_dir) -> list[s
         return [*tiny, f"paths.data_dir={voc_sample}", "data.train_set=train",
                 "data.test_set=val"]
     if target.endswith("ContextSegmentation"):
-        return [*tiny, f"paths.data_dir={context_sample}"]
+        # the original's drop_images rule (context_31_2_2) keeps no image of the sample's
+        # lists (tests/test_context.py checks that error): keep them, pixels outside void
+        keep = ["data.dataset.drop_images=null"] if cfg.data.dataset.get("drop_images") else []
+        return [*tiny, f"paths.data_dir={context_sample}", *keep]
     raise AssertionError(f"no test data for {target}: add it here")
 
 

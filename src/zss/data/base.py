@@ -55,6 +55,34 @@ def read_id_list(path: Path, hint: str = "") -> list[str]:
     return ids
 
 
+def cached_scan(cache: Path | None, key: str, ids: list[str], field: str,
+                scan: Callable[[], list], **extra: object) -> list:
+    """One json value per id, computed once: read from the json file ``cache`` when it holds
+    the same ``key`` and ``ids``, else ``scan()`` and written there atomically (with
+    ``extra`` entries, for a human reader). None for ``cache``: always ``scan()``. An
+    unreadable cache file is recomputed."""
+    if cache is not None and cache.is_file():
+        try:
+            data = json.loads(cache.read_text())
+            if data.get("key") == key and data.get("ids") == ids:
+                return list(data[field])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable cache: recompute
+    values = scan()
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"key": key, **extra, "ids": ids, field: values}))
+        os.replace(tmp, cache)
+    return values
+
+
+def file_stamp(path: Path) -> list[int]:
+    """``[mtime_ns, size]`` of a file: its part of a cache key."""
+    st = path.stat()
+    return [st.st_mtime_ns, st.st_size]
+
+
 class ListSegmentation(Dataset):
     """Images and label maps of the ids in a list file.
 
@@ -178,29 +206,15 @@ class ListSegmentation(Dataset):
         """
         if self._presence is not None:
             return self._presence
-        cache = None
+        cache, key = None, ""
         if self.cache_dir is not None:
             key = self._cache_key()
             cache = self.cache_dir / f"{self.class_set}_presence_{self.image_set}_{key[:16]}.json"
-        presence = None
-        if cache is not None and cache.is_file():
-            try:
-                data = json.loads(cache.read_text())
-                if data.get("key") == key and data.get("ids") == self.ids:
-                    presence = [frozenset(int(v) for v in p) for p in data["presence"]]
-            except (OSError, ValueError, KeyError, TypeError):
-                presence = None  # unreadable cache: recompute
-        if presence is None:
-            presence = [self._scan(i) for i in range(len(self.ids))]
-            if cache is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(f".tmp{os.getpid()}")
-                tmp.write_text(json.dumps({"key": key, "list": str(self.list_file),
-                                           "ids": self.ids,
-                                           "presence": [sorted(p) for p in presence]}))
-                os.replace(tmp, cache)
-        self._presence = presence
-        return presence
+        values = cached_scan(cache, key, self.ids, "presence",
+                             lambda: [sorted(self._scan(i)) for i in range(len(self.ids))],
+                             list=str(self.list_file))
+        self._presence = [frozenset(int(v) for v in p) for p in values]
+        return self._presence
 
     def _scan(self, index: int) -> frozenset[int]:
         id_ = self.ids[index]
@@ -215,14 +229,10 @@ class ListSegmentation(Dataset):
         return frozenset(int(v) for v in np.flatnonzero(counts) if v != IGNORE_INDEX)
 
     def _cache_key(self) -> str:
-        def stamp(p: Path) -> list:
-            st = p.stat()
-            return [st.st_mtime_ns, st.st_size]
-
         payload = [_PRESENCE_VERSION, type(self).__name__, self.class_set,
                    list(self.class_names), self.cache_params(), str(self.list_file.resolve()),
-                   stamp(self.list_file)]
-        payload += [[i, *stamp(self.label_path(i)), *stamp(self.image_path(i))]
+                   file_stamp(self.list_file)]
+        payload += [[i, *file_stamp(self.label_path(i)), *file_stamp(self.image_path(i))]
                     for i in self.ids]
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 

@@ -4,11 +4,12 @@ once, so that training never parses ``.mat`` files.
 ``python -m zss.data.convert_context SRC DST --task context33|context59|context60`` reads
 ``SRC/trainval/*.mat`` and ``SRC/labels.txt`` (the PASCAL-Context data root, see
 :mod:`zss.data.context`), maps every LabelMap by class name to the task's indices (255 =
-void) and writes ``DST/<id>.png``: palette ('P') PNGs whose pixel values are the class
-indices, coloured with the VOC colour map (the VOC convention), plus ``DST/zss_task.txt``
-naming the task. An existing file is never overwritten: it is skipped and counted (and a
-``DST`` converted for another task is refused). Then run with
-``data.dataset.label_dir=DST``.
+void; unlabeled pixels are void in ``context33``/``context59`` and background in
+``context60``, see :mod:`zss.data.context`) and writes ``DST/<id>.png``: palette ('P') PNGs
+whose pixel values are the class indices, coloured with the VOC colour map (the VOC
+convention), plus ``DST/zss_task.txt`` naming the task. An existing file is never
+overwritten: it is skipped and counted (and a ``DST`` converted for another task is refused).
+Then run with ``data.dataset.label_dir=DST``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from zss.data.context import (
     read_context_labels,
     read_label_map,
     resolve_context_root,
+    task_marker,
 )
 from zss.data.files import DataError, save_label_png
 
@@ -53,11 +55,12 @@ def convert_context(src: str | os.PathLike, dst: str | os.PathLike, task: str,
     out = Path(dst)
     out.mkdir(parents=True, exist_ok=True)
     marker = out / TASK_FILE
-    if marker.is_file() and marker.read_text().strip() != task:
-        raise DataError(f"{out} holds {marker.read_text().strip()} labels; convert {task} "
-                        "into another folder (files are never overwritten).")
+    if marker.is_file() and marker.read_text().strip() != task_marker(task):
+        raise DataError(f"{out} holds other labels ({TASK_FILE}: "
+                        f"{marker.read_text().strip()!r}); convert {task} into another folder "
+                        "(files are never overwritten).")
     if not marker.is_file():
-        marker.write_text(task + "\n")
+        marker.write_text(task_marker(task) + "\n")
     if ids is None:
         ids = sorted(p.stem for p in (root / "trainval").glob("*.mat"))
     written = skipped = 0

@@ -294,14 +294,22 @@ class ZSSDataModule(L.LightningDataModule):
         self._setup_train()
         return [self._id(self._train_base, i) for i in self.parts[part]]  # type: ignore[arg-type]
 
-    def summary(self) -> dict[str, int]:
+    def summary(self) -> dict:
         """Image counts per part, e.g. ``{"train_list": 49, "all_void": 0, "stage1_train": 31,
         …, "test": 16}`` (sets the data up); ``all_void``: training images left out of both
-        stages because their label is all void."""
+        stages because their label is all void. With a dataset rule that drops images (its
+        ``drop_images`` set and ``dropped`` ids, e.g. PASCAL-Context's) also
+        ``"dropped_outside_class_set": {"train": n, "test": m}``: the images of each list it
+        left out (``train_list`` and ``test`` count those it kept)."""
         self.setup()
         out = {"train_list": self._n_scanned, "all_void": len(self.all_void)}
         out.update({k: len(v) for k, v in self.parts.items()})
         out["test"] = len(self._test_base)  # type: ignore[arg-type]
+        if getattr(self._train_base, "drop_images", None) or \
+                getattr(self._test_base, "drop_images", None):
+            out["dropped_outside_class_set"] = {
+                k: len(getattr(ds, "dropped", ()))
+                for k, ds in (("train", self._train_base), ("test", self._test_base))}
         return out
 
     def heldout_record(self) -> dict[str, object]:
@@ -342,7 +350,8 @@ class ZSSDataModule(L.LightningDataModule):
     def describe(self) -> str:
         """One line for the run log, e.g. ``split voc_17_2_2 on 'train' (49 images; 2 left
         out, their label all void: 2007_000032, 2007_000039): stage 1: 31 train / 3 held-out
-        images; …``."""
+        images; …``; a dataset rule that drops images adds e.g. ``(5 images; 12 dropped by
+        data.dataset.drop_images=other_classes…)`` to each list."""
         s = self.summary()
         void = ""
         if self.all_void:
@@ -350,11 +359,15 @@ class ZSSDataModule(L.LightningDataModule):
             shown = [self._id(base, i) for i in self.all_void[:MAX_NAMED]]  # type: ignore[arg-type]
             void = (f"; {len(self.all_void)} left out, their label all void: "
                     + ", ".join(shown) + (", …" if len(self.all_void) > MAX_NAMED else ""))
+        dropped = dict.fromkeys(("train", "test"), "")
+        for k, n in s.get("dropped_outside_class_set", {}).items():
+            rule = getattr(self._train_base, "drop_images", None)  # one factory: one rule
+            dropped[k] = f"; {n} dropped by data.dataset.drop_images={rule}"
         return (f"split {self.split.name}, {self.protocol.describe(self.split)}, on '{self.train_set}' "
-                f"({s['train_list']} images{void}): "
+                f"({s['train_list']} images{dropped['train']}{void}): "
                 f"stage 1: {s['stage1_train']} train / {s['stage1_val']} held-out images; "
                 f"stage 2: {s['stage2_train']} train / {s['stage2_val']} held-out images; "
-                f"test '{self.test_set}': {s['test']} images")
+                f"test '{self.test_set}': {s['test']} images{dropped['test']}")
 
     # ---- loaders ----
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
