@@ -338,14 +338,25 @@ class ZSSDataModule(L.LightningDataModule):
         """
         self._setup_train()
         train, held = self.parts[f"{stage}_train"], self.parts[f"{stage}_val"]
-        if not held:
-            raise SplitError(
-                f"{stage.replace('stage', 'stage ')} of split '{self.split.name}' has "
-                f"{len(train)} usable training image(s) of the {self._n_scanned} in "
-                f"'{self.train_set}' and none held out to choose its checkpoint on (the "
-                "test split is never used for that). It needs at least 2 usable images and "
-                f"data.holdout_fraction > 0 (now {self.holdout_fraction}): use a larger "
-                "training list or a split whose filter keeps more images.")
+        if held:
+            return
+        why = (f"It needs at least 2 usable images and data.holdout_fraction > 0 (now "
+               f"{self.holdout_fraction}): use a larger training list or a split whose filter "
+               "keeps more images.")
+        if self.heldout_ids is not None:
+            why = (f"Its held-out images are the stage-1 checkpoint's ({len(self.heldout_ids)} "
+                   "ids), and none of them is a usable image of this list: train with the list "
+                   "stage 1 was trained on (the config.yaml of its run).")
+        rule = getattr(self._train_base, "drop_images", None)
+        if rule:
+            why += (f" (data.dataset.drop_images={rule} dropped "
+                    f"{len(getattr(self._train_base, 'dropped', ()))} images of the list; "
+                    "data.dataset.drop_images=null keeps them with those pixels void.)")
+        raise SplitError(
+            f"{stage.replace('stage', 'stage ')} of split '{self.split.name}' has "
+            f"{len(train)} usable training image(s) of the {self._n_scanned} in "
+            f"'{self.train_set}' and none held out to choose its checkpoint on (the test "
+            f"split is never used for that). {why}")
 
     def describe(self) -> str:
         """One line for the run log, e.g. ``split voc_17_2_2 on 'train' (49 images; 2 left
