@@ -57,6 +57,24 @@ def test_experiment_composes_with_the_paper_recipe(name):
         assert cfg.model.embed_dim == 20 and cfg.model.loss == "cosine"
 
 
+
+@pytest.mark.parametrize("name", [None, *EXPERIMENTS])
+def test_the_sweep_objective_is_a_held_out_score(name):
+    """What a sweeper optimises by default: never a test-split score. Stage 1's held-out mIoU
+    (of the model's variant), or, with train_unseen classes to stand in for the unseen ones,
+    the held-out hIoU of the calibrated-stacking gate (tuned before the test)."""
+    cfg = load(*([f"+experiment={name}"] if name else []))
+    key = cfg.optimized_metric
+    assert not key.startswith("test/")
+    split = split_from_config(**cfg.split)
+    if split.train_unseen and "test" in cfg.stages:
+        assert key == "tune/szn_cs/objective"
+    else:
+        assert key == f"val/{cfg.model.variant}/miou"
+        assert key == cfg.callbacks.stage1_checkpoint.monitor  # the selected checkpoint's
+    if name in (None, "voc_21_0_0_fcn_s"):
+        assert key == {None: "val/fcn_je/miou", "voc_21_0_0_fcn_s": "val/fcn_s/miou"}[name]
+
 def test_no_default_points_into_shared():
     text = "\n".join(p.read_text() for p in CONF.rglob("*.yaml"))
     assert "shared" not in text and "../" not in text

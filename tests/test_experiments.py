@@ -89,6 +89,11 @@ def test_experiment_runs_to_its_metrics(experiment, voc_sample, context_sample,
     assert payload["class_set"] == (cfg.data.dataset.get("task") or cfg.split.classes)
     images = payload["images"]
     assert images["stage1_train"] >= 1 and images["stage1_val"] >= 1
+    # each trained stage's held-out score, and the experiment's sweep objective among them
+    held_out = {"stage1": f"val/{cfg.model.variant}/miou", "stage2": "val/seenmask/loss"}
+    assert {held_out[s] for s in cfg.stages if s in held_out} <= set(payload["metrics"])
+    assert cfg.optimized_metric in payload["metrics"]
+    assert "was not computed" not in proc.stdout + proc.stderr
     if experiment == "voc_21_0_0":
         log = (tmp_path / "csv" / "version_0" / "metrics.csv").read_text().splitlines()
         assert {row.split(",")[0] for row in log[1:]} == {"0", "1"}

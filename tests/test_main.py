@@ -1,6 +1,7 @@
 """`zss.run.main`, the Hydra entry point: the user-error boundary, wandb.finish after every
 job, the value it returns for sweeps, and a Hydra multirun of the demo."""
 
+import csv
 import json
 import math
 import os
@@ -10,6 +11,9 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import open_dict
 
 import zss.run
 
@@ -20,6 +24,7 @@ TINY_DEMO = ["data.dataset.lengths.train=64", "data.dataset.lengths.val=8",
              "model.backbone.fc_width=16", "+trainer.limit_train_batches=4",
              "+trainer.limit_val_batches=2", "stage1.max_epochs=1", "stage2.max_epochs=1",
              "visualize=0", "explain=false"]
+OPTUNA = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 
 
 def _demo_config(tmp_path, *overrides):
@@ -67,21 +72,90 @@ def test_any_other_error_propagates_and_still_finishes_wandb(tmp_path, monkeypat
     assert len(finished) == 1
 
 
+METRICS = {"val/fcn_je/miou": 0.5, "val/seenmask/loss": 0.3, "tune/szn_cs/gamma": 0.1,
+           "tune/szn_cs/objective": 0.4, "test/szn/hiou": 0.25, "test/szn/miou_unseen": math.nan}
+
+
+def _fake_run(cfg):
+    """What train_and_test records: without a test stage, no tune/ and no test/ scores."""
+    held_out = "test" not in cfg.stages
+    return {"metrics": {k: v for k, v in METRICS.items()
+                        if not (held_out and k.startswith(("test/", "tune/")))}}
+
+
 @pytest.mark.parametrize(("overrides", "expected"), [
-    ([], 0.25),                                           # the demo's test/szn/hiou
+    ([], 0.4),                                            # the demo's tune/szn_cs/objective
+    (["optimized_metric=val/fcn_je/miou"], 0.5),
+    (["optimized_metric=test/szn/hiou"], 0.25),           # outside a sweeper: reported
     (["optimized_metric=test/szn/miou_unseen"], "nan"),   # computed, undefined
     (["optimized_metric=test/szn/nothing"], "nan"),       # never computed: and a warning
+    (["stages=[stage1,stage2]"], "nan"),                  # no test stage, no gate tuning
+    (["stages=[stage1,stage2]", "optimized_metric=val/seenmask/loss"], 0.3),
     (["optimized_metric=null"], None),
-    (["stages=[stage1,stage2]"], None),                   # no test, nothing to return
 ])
 def test_the_returned_value_is_the_optimized_metric(tmp_path, monkeypatch, caplog, overrides,
                                                     expected):
-    metrics = {"test/szn/hiou": 0.25, "test/szn/miou_unseen": math.nan}
-    monkeypatch.setattr(zss.run, "train_and_test", lambda cfg: {"metrics": metrics})
+    monkeypatch.setattr(zss.run, "train_and_test", _fake_run)
     value = zss.run.main(_demo_config(tmp_path, *overrides))
     assert math.isnan(value) if expected == "nan" else value == expected
-    assert ("test/szn/nothing was not computed: this run evaluated szn (" in caplog.text) == (
-        "nothing" in str(overrides))
+    warned = "was not computed by this run, so a sweep reads NaN for it" in caplog.text
+    assert warned == ("nothing" in str(overrides) or overrides == ["stages=[stage1,stage2]"])
+    if "nothing" in str(overrides):  # what the run recorded instead, held-out keys first
+        assert ("the run recorded tune/szn_cs/gamma, tune/szn_cs/objective, val/fcn_je/miou, "
+                "val/seenmask/loss, test/szn/*. val/ scores come from") in caplog.text
+    if warned:
+        assert "e.g. val/fcn_je/miou (stage 1's held-out mIoU" in caplog.text
+
+
+
+def test_the_report_reads_only_the_test_scores_as_results(tmp_path):
+    """metrics.json's held-out val/ and tune/ keys are not rows of `python -m zss.report`."""
+    from zss.report import find_jobs
+
+    (tmp_path / "metrics.json").write_text(json.dumps({"status": "finished", "metrics": {
+        "val/fcn_je/miou": 0.5, "val/seenmask/loss": 0.3, "tune/szn_cs/objective": 0.4,
+        "test/fcn_je/miou": 0.25, "test/szn/miou": None}}))
+    (job,) = find_jobs(tmp_path)
+    assert set(job.scores()) == {"fcn_je", "szn"} and job.scores()["fcn_je"] == {"miou": 0.25}
+    assert math.isnan(job.scores()["szn"]["miou"])
+
+def _sweep_job(tmp_path, sweeper, *overrides):
+    """The demo's config as a job of a Hydra multirun under ``sweeper`` (its _target_)."""
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", return_hydra_config=True, overrides=[
+            "+experiment=demo", f"paths.output_dir={tmp_path}", *TINY_DEMO, *overrides])
+    with open_dict(cfg):
+        cfg.hydra.mode = RunMode.MULTIRUN
+        cfg.hydra.sweeper._target_ = sweeper
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture
+def no_hydra_config():
+    yield
+    HydraConfig.instance().cfg = None
+
+
+def test_a_test_objective_is_refused_under_an_optimising_sweeper(tmp_path, monkeypatch, capsys,
+                                                                  no_hydra_config):
+    monkeypatch.setattr(zss.run, "train_and_test", _fake_run)
+    cfg = _sweep_job(tmp_path, OPTUNA, "optimized_metric=test/szn/hiou")
+    with pytest.raises(SystemExit) as info:
+        zss.run.main(cfg)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("\nzss: error: optimized_metric=test/szn/hiou is a score of the test "
+                          f"split, and this job runs under the sweeper {OPTUNA}")
+    assert "Traceback" not in err and err.count("\n") == 2  # one paragraph
+    for held_out in ("val/fcn_je/miou", "tune/szn_cs/objective", "val/seenmask/loss"):
+        assert held_out in err
+    assert not (tmp_path / "metrics.json").exists()  # refused before anything ran
+    # the experiment's held-out default under the same sweeper: returned
+    assert zss.run.main(_sweep_job(tmp_path, OPTUNA)) == 0.4
+    # a grid (Hydra's BasicSweeper) never reads the value: a test/ key is allowed there
+    basic = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+    assert zss.run.main(_sweep_job(tmp_path, basic, "optimized_metric=test/szn/hiou")) == 0.25
 
 
 RECORDER = '''
@@ -108,7 +182,7 @@ def test_a_multirun_of_the_demo_gives_each_job_its_folder_and_returns_its_metric
     cmd = [sys.executable, "-m", "zss.run", "-m", "+experiment=demo", *TINY_DEMO,
            "+trainer.limit_test_batches=2", f"paths.cache_dir={glove_cache}",
            f"hydra.sweep.dir={sweep}", "+hydra.callbacks.record._target_=recorder.RecordReturn",
-           "optimized_metric=test/fcn_je/miou", "seed=1,2"]  # a score the seeds change
+           "seed=1,2"]  # the demo's held-out objective, tune/szn_cs/objective, by default
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])}
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
@@ -136,5 +210,15 @@ def test_a_multirun_of_the_demo_gives_each_job_its_folder_and_returns_its_metric
         assert "\nFCN-JE " in results
         assert f"seed {seed}." in results and "Machine: " in results
         assert payload["status"] == "finished" and payload["paths"]["output_dir"] == str(out)
-        assert returned[job] == payload["metrics"]["test/fcn_je/miou"] > 0
-    assert returned["0"] != returned["1"]
+        tuned = payload["gate_tuning"]["gates"]["szn_cs"]["objective"]
+        assert returned[job] == payload["metrics"]["tune/szn_cs/objective"] == tuned >= 0
+        # each stage's selected checkpoint and its held-out score, as its epochs logged them
+        with open(out / "csv" / "version_0" / "metrics.csv", newline="") as f:
+            logged = [r for r in csv.DictReader(f)]
+        progress = json.loads((out / "progress.json").read_text())
+        for stage, key in (("stage1", "val/fcn_je/miou"), ("stage2", "val/seenmask/loss")):
+            epoch = [float(r[key]) for r in logged if r.get(key)]
+            assert len(epoch) == 1  # one epoch per stage: that one is selected
+            assert payload["metrics"][key] == pytest.approx(epoch[0], rel=1e-6)
+            assert progress["scores"][stage] == {key: payload["metrics"][key]}
+    assert returned["0"] != returned["1"]  # a score the seeds change

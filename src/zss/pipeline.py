@@ -187,7 +187,10 @@ def _gpu_options(module: L.LightningModule, cfg: DictConfig) -> None:
 def _fit(cfg: DictConfig, stage: str, module: L.LightningModule, dm, loggers: list,
          max_epochs: int, out: Path, progress: dict[str, Any]) -> str:
     """Train ``stage`` (from its ``last.ckpt`` when resuming and there is one); record it as
-    finished in ``progress.json``; return the selected checkpoint."""
+    finished in ``progress.json``, with the held-out validation score of the checkpoint it
+    selected (its ``ModelCheckpoint``'s monitor, e.g. ``{"val/fcn_je/miou": 0.52}``, under
+    ``scores``: a resumed run reports it for a stage finished before the resume); return the
+    selected checkpoint."""
     trainer, ckpt = _trainer(cfg, stage, loggers, max_epochs)
     last = next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint))
     module.leakage_guard = bool(cfg.get("leakage_guard", True))
@@ -202,6 +205,7 @@ def _fit(cfg: DictConfig, stage: str, module: L.LightningModule, dm, loggers: li
         progress.setdefault("resumed", []).append({"stage": stage,
                                                    "from_step": last.resumed_step})
     progress.setdefault("completed", {})[stage] = best
+    progress.setdefault("scores", {})[stage] = {ckpt.monitor: float(ckpt.best_model_score)}
     if is_global_zero():
         write_progress(out, progress)
     return best
@@ -235,6 +239,7 @@ def _resume_state(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
 
 def _best(ckpt) -> str:
+    """The selected checkpoint's path (its score is ``ckpt.best_model_score``)."""
     if not ckpt.best_model_path:
         raise RuntimeError(f"no checkpoint was saved (monitor '{ckpt.monitor}' never logged): "
                            "is the held-out part of the training images empty?")
@@ -242,8 +247,11 @@ def _best(ckpt) -> str:
 
 
 def train_and_test(cfg: DictConfig) -> dict[str, Any]:
-    """Run the configured stages; return the test metrics (flat ``test/<variant>/<metric>``
-    keys under ``"metrics"``) plus run metadata, as written to ``metrics.json``.
+    """Run the configured stages; return the scores under ``"metrics"`` plus run metadata, as
+    written to ``metrics.json``. The scores are flat keys: ``val/<variant>/miou`` (stage 1) and
+    ``val/seenmask/loss`` (stage 2), the held-out validation score of each trained stage's
+    selected checkpoint; ``tune/<gate>/<parameter>`` and ``tune/<gate>/objective``, the
+    gates tuned on held-out training images; ``test/<variant>/<metric>``, the test split.
 
     A run that stops with an error (or is interrupted, e.g. Ctrl-C) leaves a ``metrics.json``
     that says so (``status``: ``failed`` / ``interrupted``, ``error``: the reason), so that it
@@ -402,7 +410,8 @@ def _train_and_test(cfg: DictConfig, out: Path, progress: dict[str, Any],
         if module.hparams.variant == "fcn_je":
             meta["gate_tuning"] = _tune_gates(cfg, module, dm, split, training)
         results = _test(cfg, module, dm, loggers, out, split, meta)
-    payload = {**meta, "metrics": results}
+    selected = {k: v for s in progress.get("scores", {}).values() for k, v in s.items()}
+    payload = {**meta, "metrics": {**selected, **results}}
     if is_global_zero():
         # strict JSON: a score that is undefined (NaN, e.g. no unseen class present) is null
         write_atomic(out / "metrics.json", json.dumps(_strict(payload), indent=2,

@@ -68,10 +68,13 @@ class Job:
         return " ".join(kept) or "(the shared settings)"
 
     def scores(self) -> dict[str, dict[str, float]]:
-        """``{variant: {metric: value}}`` from ``metrics.json`` (None -> NaN)."""
+        """``{variant: {metric: value}}`` of the test split from ``metrics.json`` (None ->
+        NaN); its held-out ``val/`` and ``tune/`` scores are not results."""
         out: dict[str, dict[str, float]] = {}
         for key, value in self.payload.get("metrics", {}).items():
-            _, variant, metric = key.split("/", 2)
+            stage, variant, metric = key.split("/", 2)
+            if stage != "test":
+                continue
             out.setdefault(variant, {})[metric] = math.nan if value is None else float(value)
         return out
 

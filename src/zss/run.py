@@ -29,6 +29,7 @@ from zss.config_keys import check_config_keys
 from zss.config_types import check_config_types
 from zss.errors import user_error
 from zss.launchers import check_sweep_launch, claim_gpu, requeued_run
+from zss.objective import check_objective, objective_value
 from zss.pipeline import train_and_test
 from zss.resume import holds_a_run
 from zss.run_record import run_status
@@ -43,9 +44,12 @@ def _exit(status: int, message: str) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns ``cfg.optimized_metric`` (NaN if it was not computed)."""
+    """Hydra entry point; returns ``cfg.optimized_metric``, a held-out score by default (NaN if
+    it was not computed; a ``test/`` key is refused under an optimising sweeper,
+    :mod:`zss.objective`)."""
     try:
         check_sweep_launch(cfg)
+        check_objective(cfg)
         if cfg.get("dry_run"):
             print(dry_run(cfg))
             return None
@@ -68,18 +72,7 @@ def main(cfg: DictConfig) -> float | None:
             wandb.finish()
     if payload.get("status") == "skipped":
         return math.nan
-    if cfg.get("optimized_metric") and "test" in cfg.stages:
-        value = payload["metrics"].get(cfg.optimized_metric)
-        if value is None:
-            variants = sorted({k.split("/")[1] for k in payload["metrics"]
-                               if k.startswith("test/")})
-            log.warning("optimized_metric %s was not computed: this run evaluated %s (e.g. "
-                        "SZN needs stage 2); a sweep reads NaN for it. Set optimized_metric "
-                        "to one of its test/<variant>/<metric> scores to optimise on them.",
-                        cfg.optimized_metric, ", ".join(variants) or "nothing")
-            return math.nan
-        return value
-    return None
+    return objective_value(cfg, payload["metrics"])
 
 
 def dry_run(cfg: DictConfig) -> str:

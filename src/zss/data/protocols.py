@@ -1,12 +1,14 @@
-"""Zero-shot benchmark protocols: what the training images may show, and how (DESIGN §5a, §7).
+"""Zero-shot benchmark protocols: what the training images may show, and how.
 
 Zero-shot segmentation papers report on incompatible benchmarks; a number is comparable only
 with numbers of the same protocol, so every run names one (the ``protocol`` config group,
 recorded in ``metrics.json``):
 
-- ``szn`` (the SZN paper, Kato et al. 2019): background is a seen class on VOC; a training
-  image that shows a class its stage may not see is **dropped** (stage 1: any class but
-  train_seen; stage 2: any unseen class U); evaluation over every class of the split.
+- ``szn`` (the SZN paper: Rohan Doshi, "Zero-Shot Semantic Segmentation", senior thesis,
+  Princeton University, 2018; its code: github.com/RohanDoshi2018/ZeroshotSemanticSegmentation):
+  background is a seen class on VOC; a training image that shows a class its stage may not
+  see is **dropped** (stage 1: any class but train_seen; stage 2: any unseen class U);
+  evaluation over every class of the split.
 - ``zs3`` (ZS3Net, Bucher et al., NeurIPS 2019; then JoEm, CSRL): VOC with 21 classes and
   PASCAL-Context with 60 (``context60``), background seen; K = 2 … 10 cumulative unseen
   classes (:data:`ZS3_UNSEEN`); training images with any unseen pixel **dropped**. The image
