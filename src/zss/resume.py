@@ -121,7 +121,8 @@ def holds_a_run(run_dir: str | Path) -> bool:
 
 
 def read_progress(run_dir: str | Path) -> dict[str, Any]:
-    """A run's ``progress.json``: ``{"completed": {stage: selected checkpoint}, "resumed":
+    """A run's ``progress.json``: ``{"completed": {stage: selected checkpoint}, "scores":
+    {stage: {monitored key: its value at that checkpoint}}, "resumed":
     [{"stage": ..., "from_step": ...}, ...], "job": id}`` (``job``: the submitit job that
     started the run, :func:`zss.launchers.scheduler_job`, for a run started by one); ``{}``
     when it has none (a new run)."""
