@@ -480,16 +480,25 @@ def _tune_gates(cfg: DictConfig, module: L.LightningModule, dm, split: ClassSpli
     if reason:
         log.info("gates: %s", reason)
         return {"skipped": reason}
-    tuner = GateTuning(module, gates_for(bool(module.hparams.seenmask)))
+    # the loader is built inside validate (tuner.val_dataloader), after DDP's process group
+    # exists, so the ranks share the images without padding in every path, e.g. a resume
+    # whose stages had all finished (no fit set the group up before)
+    tuner = GateTuning(module, gates_for(bool(module.hparams.seenmask)),
+                       data=dm.gate_tuning_dataloader)
     progress, bar = progress_callbacks("test", cfg.trainer)  # (one pass, like the test)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=progress,
-                          enable_progress_bar=bar, enable_checkpointing=False)
-    trainer.validate(tuner, dataloaders=dm.gate_tuning_dataloader(), verbose=False)
+                          enable_progress_bar=bar, enable_checkpointing=False,
+                          plugins=cluster_plugins())
+    trainer.validate(tuner, verbose=False)
     result = dict(tuner.result)
     reference = result.pop("reference")
     chosen = {g: r["value"] for g, r in result.items() if r["value"] is not None}
     module.set_gates(chosen)
-    tuning = {"objective": OBJECTIVE, "images": len(dm.ids("stage2_val")),
+    held_out = len(dm.ids("stage2_val"))
+    if tuner.images != held_out:  # e.g. trainer.limit_val_batches
+        log.warning("gates: tuned on %d of the %d held-out images (trainer.limit_val_batches="
+                    "%s)", tuner.images, held_out, cfg.trainer.get("limit_val_batches"))
+    tuning = {"objective": OBJECTIVE, "images": tuner.images,
               "data": f"stage2_val: held-out images of '{dm.train_set}'", "gates": result,
               "reference": reference}
     untuned = {g: r["untuned"] for g, r in result.items() if r["value"] is None}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from zss.config_keys import check_config_keys
 from zss.config_types import check_config_types
@@ -100,7 +101,11 @@ def resume_arguments(argv: list[str]) -> list[str]:
     """The command line Hydra gets, checked before Hydra writes anything.
 
     ``resume=DIR`` (the only argument) becomes Hydra's re-run of ``DIR/.hydra/config.yaml``
-    in ``DIR`` (``hydra.run.dir=DIR``, and no second ``.hydra/`` record). A new run whose
+    in ``DIR`` (``hydra.run.dir=DIR``, and no second ``.hydra/`` record). The relative paths
+    of that config (``paths.data_dir``, ``paths.cache_dir``, …) meant the folder the run was
+    started in, so the process changes into it first (``hydra.runtime.cwd`` in
+    ``DIR/.hydra/hydra.yaml``): a resume works from any directory, and DDP's other ranks,
+    which Lightning starts in Hydra's original working directory, run there too. A new run whose
     ``hydra.run.dir`` already holds a run is refused here, before Hydra would rewrite that
     run's ``.hydra/`` record (which its resume reads). Any other command line, and the
     command lines of DDP's other ranks (started with the rewritten arguments, after rank 0
@@ -108,8 +113,8 @@ def resume_arguments(argv: list[str]) -> list[str]:
 
     Raises:
         SystemExit: (status 2, with the reason) ``resume=`` with other arguments, a ``DIR``
-            that does not exist or has no ``.hydra/config.yaml``, or a new run into a run's
-            directory.
+            that does not exist or has no ``.hydra/config.yaml``, a run whose starting
+            folder no longer exists, or a new run into a run's directory.
     """
     if rank_zero_only.rank != 0 or "hydra.output_subdir=null" in argv:
         return argv
@@ -142,6 +147,18 @@ def resume_arguments(argv: list[str]) -> list[str]:
     if not recorded.is_file():
         _exit(2, f"cannot resume {run_dir}: it has no .hydra/config.yaml (the config Hydra "
               "records for every run); give the folder of a zss run")
+    hydra_record = run_dir / ".hydra" / "hydra.yaml"  # Hydra writes it beside config.yaml
+    started_in = (OmegaConf.select(OmegaConf.load(hydra_record), "hydra.runtime.cwd")
+                  if hydra_record.is_file() else None)
+    if started_in:
+        if not Path(started_in).is_dir():
+            _exit(2, f"cannot resume {run_dir}: it was started in {started_in}, which no longer "
+                  "exists, and the relative paths of its config (.hydra/config.yaml, e.g. "
+                  "paths.data_dir, paths.cache_dir) are read from there. Recreate that folder "
+                  "(links to the data its relative paths name will do), or make those paths "
+                  "absolute in .hydra/config.yaml and set hydra.runtime.cwd in "
+                  ".hydra/hydra.yaml to an existing folder.")
+        os.chdir(started_in)
     return [argv[0], "--config-path", str(recorded.parent), "--config-name", "config",
             f"hydra.run.dir={run_dir}", "hydra.output_subdir=null", f"++resume={run_dir}"]
 

@@ -424,7 +424,12 @@ class ZSSDataModule(L.LightningDataModule):
         """The held-out images of stage 2 (``stage2_val``: training images stage 2 never
         trains on, no U pixel — checked on every item), evaluation transforms: the data the
         gates are tuned on (:mod:`zss.modules.tuning`), never the test split. Labels as
-        stage 2 sees them: under a ``void`` protocol (spnet) their U pixels are 255."""
+        stage 2 sees them: under a ``void`` protocol (spnet) their U pixels are 255.
+
+        Under DDP, build it once the process group exists (inside ``trainer.validate``, as
+        :meth:`zss.modules.tuning.GateTuning.val_dataloader` does): only then does it shard
+        the images without padding; built before, it has no sampler and Lightning gives it
+        a padding ``DistributedSampler`` that evaluates some images twice."""
         self._setup_train()
         dataset = TransformedDataset(self._train_base, self.eval_transform, self.split,  # type: ignore[arg-type]
                                      indices=self.parts["stage2_val"],

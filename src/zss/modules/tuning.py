@@ -18,11 +18,14 @@ equally good values the middle one of the maximisers (in grid order) is taken.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
+from torchmetrics.aggregation import SumMetric
 
 from zss.data.splits import ClassSplit
 from zss.data.transforms import same_size_parts
@@ -86,17 +89,24 @@ class GateTuning(L.LightningModule):
     """Runs a frozen zero-shot module over held-out training images (``trainer.validate``)
     and counts every gate's confusion matrices over its grid; :attr:`result` then holds the
     chosen values (:func:`choose`) per gate, plus ``"reference"``: the objective of SZN
-    (t = 0.5) and FCN-JE (γ = 0) on the same images.
+    (t = 0.5) and FCN-JE (γ = 0) on the same images, and :attr:`images` the number of
+    images counted (summed over DDP ranks, like the matrices).
 
     Args:
         model: a stage module (:class:`~zss.modules.base.ZeroShotModule`, joint embedding).
         gates: the gate variants to tune (:func:`gates_for`).
+        data: builds the loader of the tuning images
+            (:meth:`zss.data.ZSSDataModule.gate_tuning_dataloader`); called by
+            :meth:`val_dataloader`, i.e. by Lightning after its strategy set the process
+            group up, so that under DDP the loader shards the images without padding. None:
+            pass ``dataloaders`` to ``trainer.validate``.
 
     Raises:
         ValueError: a split without train_unseen classes, or an unknown gate.
     """
 
-    def __init__(self, model: nn.Module, gates: tuple[str, ...]) -> None:
+    def __init__(self, model: nn.Module, gates: tuple[str, ...],
+                 data: Callable[[], DataLoader] | None = None) -> None:
         super().__init__()
         split: ClassSplit = model.split
         if not split.train_unseen:
@@ -109,7 +119,24 @@ class GateTuning(L.LightningModule):
         self.sweeps = nn.ModuleDict({
             g: ThresholdSweep([GATES[g].threshold(p) for p in GATES[g].grid], split.num_classes)
             for g in gates})
+        self.counted = SumMetric()  # images, summed over the ranks at compute()
+        self.data = data
         self.result: dict[str, Any] | None = None
+        self.images: int | None = None
+
+    def val_dataloader(self) -> DataLoader:
+        """The tuning images' loader (``data()``), built when ``trainer.validate`` asks for
+        it: after DDP's process group exists, which the loader needs to give each rank its
+        own images, none twice (a loader built before would get Lightning's padding
+        ``DistributedSampler``, which evaluates some images twice).
+
+        Raises:
+            ValueError: no ``data`` was given and ``trainer.validate`` got no loader.
+        """
+        if self.data is None:
+            raise ValueError("GateTuning has no data: give it data= (a function returning "
+                             "the tuning loader) or pass dataloaders= to trainer.validate")
+        return self.data()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """The wrapped module's own device normalisation (its backbone's preprocessing)."""
@@ -119,6 +146,7 @@ class GateTuning(L.LightningModule):
         seen = self.split.mask(self.split.train_seen).to(self.device)
         stand_in = self.split.mask(self.split.train_unseen).to(self.device)  # U excluded
         for part in same_size_parts(batch):
+            self.counted.update(part["image"].shape[0])
             out = self.model.net(part["image"])
             scores = cosine_scores(out["embedding"], self.model.class_embeddings)
             for g, sweep in self.sweeps.items():
@@ -140,6 +168,8 @@ class GateTuning(L.LightningModule):
             sweep.reset()
         result["reference"] = reference
         self.result = result
+        self.images = int(self.counted.compute())
+        self.counted.reset()
 
 
 def format_tuning(tuning: dict[str, Any], tradeoff: dict[str, Any] | None) -> str:
