@@ -49,3 +49,18 @@ def word_vectors_dir() -> Path:
 def glove_cache(tmp_path_factory) -> Path:
     """One cache folder per test session for the converted GloVe vectors and class tables."""
     return tmp_path_factory.mktemp("glove-cache")
+
+
+@pytest.fixture(scope="session")
+def kill_after_stages() -> str:
+    """A ``python -c`` script that runs ``python -m zss.run`` and SIGKILLs itself when the gate
+    tuning starts: both stages are finished and recorded in ``progress.json``, nothing after
+    them ran (a run to resume after its stages)."""
+    return """
+import os, runpy, signal
+import zss.pipeline as p
+def _tune_gates(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+p._tune_gates = _tune_gates
+runpy.run_module("zss.run", run_name="__main__", alter_sys=True)
+"""

@@ -15,16 +15,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
 
-# `python -m zss.run`, SIGKILLed by itself when the tuning pass starts: both stages are
-# finished and recorded in progress.json, nothing after them ran
-KILL_AFTER_STAGES = '''
-import os, runpy, signal
-import zss.pipeline as p
-def _tune_gates(*args, **kwargs):
-    os.kill(os.getpid(), signal.SIGKILL)
-p._tune_gates = _tune_gates
-runpy.run_module("zss.run", run_name="__main__", alter_sys=True)
-'''
 
 
 def _zss(*args: str, script: str | None = None) -> subprocess.CompletedProcess:
@@ -32,7 +22,8 @@ def _zss(*args: str, script: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
-def test_resumed_ddp_tuning_counts_each_held_out_image_once(tmp_path, glove_cache):
+def test_resumed_ddp_tuning_counts_each_held_out_image_once(tmp_path, glove_cache,
+                                                          kill_after_stages):
     killed = tmp_path / "single"
     # the demo, shrunk: 15 held-out images (odd: a padding sampler on 2 ranks evaluates 16),
     # trained just enough that every gate's objective is above 0
@@ -41,7 +32,7 @@ def test_resumed_ddp_tuning_counts_each_held_out_image_once(tmp_path, glove_cach
                 "model.backbone.fc_width=64", "data.batch_size=4", "stage1.max_epochs=3",
                 "stage2.max_epochs=2", "visualize=0", "explain=false",
                 f"paths.cache_dir={glove_cache}", f"hydra.run.dir={killed}",
-                script=KILL_AFTER_STAGES)
+                script=kill_after_stages)
     assert proc.returncode == -9, proc.stderr[-3000:]
     progress = json.loads((killed / "progress.json").read_text())
     assert set(progress["completed"]) == {"stage1", "stage2"}

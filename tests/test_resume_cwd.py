@@ -15,25 +15,16 @@ from zss.run import resume_arguments
 
 pytestmark = pytest.mark.slow
 
-# `python -m zss.run`, SIGKILLed by itself when the tuning pass starts (both stages done)
-KILL_AFTER_STAGES = '''
-import os, runpy, signal
-import zss.pipeline as p
-def _tune_gates(*args, **kwargs):
-    os.kill(os.getpid(), signal.SIGKILL)
-p._tune_gates = _tune_gates
-runpy.run_module("zss.run", run_name="__main__", alter_sys=True)
-'''
 
 
 def test_a_run_with_relative_paths_resumes_from_another_directory_under_ddp(
-        voc_sample, word_vectors_dir, tmp_path):
+        voc_sample, word_vectors_dir, tmp_path, kill_after_stages):
     start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
     start.mkdir()
     elsewhere.mkdir()
     (start / "voc").symlink_to(voc_sample)  # data_dir, cache_dir and the run folder relative
     proc = subprocess.run(
-        [sys.executable, "-c", KILL_AFTER_STAGES, "+experiment=voc_17_2_2", "+debug=cpu",
+        [sys.executable, "-c", kill_after_stages, "+experiment=voc_17_2_2", "+debug=cpu",
          "paths.data_dir=voc", "paths.cache_dir=cache", "hydra.run.dir=outputs/run",
          f"paths.word_vectors_dir={word_vectors_dir}", "data.train_set=train",
          "data.test_set=val", "data.max_short_side=64", "model.backbone.fc_width=64",
