@@ -526,6 +526,7 @@ def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Pa
     for g, r in tuning.get("gates", {}).items():
         if r["value"] is not None:
             results[f"tune/{g}/{r['parameter']}"] = r["value"]
+        if not math.isnan(r["objective"]):  # an untuned gate's constant objective too
             results[f"tune/{g}/objective"] = r["objective"]
     tradeoff = module.evaluator.tradeoff()
     if tradeoff is not None:
