@@ -31,9 +31,9 @@ def load_avg() -> str:
 def machine_line() -> str:
     """One line: nproc, CPU model, Python, torch (when already imported), load averages."""
     torch = sys.modules.get("torch")
-    # here, not at the top: zss.run_record imports torch, which the memory children of
+    # here, not at the top: zss.runtime.run_record imports torch, which the memory children of
     # bench_embeddings.py (they import this module) must not load
-    from zss.run_record import cpu_model  # the model name runs record in metrics.json
+    from zss.runtime.run_record import cpu_model  # the model name runs record in metrics.json
 
     parts = [f"nproc={os.cpu_count()}", f"cpu={cpu_model()!r}", f"python={platform.python_version()}"]
     if torch is not None:

@@ -60,7 +60,7 @@ def child(mode: str, device: str) -> None:
             losses = [float(step(images, labels)) for _ in range(2)]
             assert all(map(torch.isfinite, torch.tensor(losses))), losses
         else:
-            from zss.metrics import confusion_matrix_metric
+            from zss.evaluation.metrics import confusion_matrix_metric
             from zss.models import cosine_scores, masked_argmax
 
             net.eval()

@@ -36,7 +36,7 @@ from sklearn.metrics import confusion_matrix
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from zss.data.splits import ClassSplit
-from zss.metrics import confusion_matrix_metric, per_class_iou, zero_shot_scores
+from zss.evaluation.metrics import confusion_matrix_metric, per_class_iou, zero_shot_scores
 
 H, W = 375, 500
 

@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader
 from zss.data.splits import VOC_CLASSES, split_from_config
 from zss.data.transforms import normalize_batch
 from zss.models.losses import cosine_embedding_loss
-from zss.modules import Stage1Module
+from zss.stages import Stage1Module
 
 SPLIT = OmegaConf.to_container(OmegaConf.load(REPO / "conf/split/voc_17_2_2.yaml"))
 

@@ -4,7 +4,7 @@ GPU-hours: ``python experiments/paper.py [--efficiency 0.1]``.
 The runs are the experiment files (conf/experiment/): FCN-S and FCN-JE on VOC (21, 0, 0),
 FCN-JE / SZN / SZN-PS on VOC (9, 2, 10), (17, 2, 2) and Context (31, 2, 2), and the three
 ablations (sweeps: one job per grid point, read from the file). For each, the stage-1
-epochs follow the original's early stop (``zss.modules.stage1.epochs_within_image_budget``)
+epochs follow the original's early stop (``zss.stages.stage1.epochs_within_image_budget``)
 on n1 training images. n1 and n2 are taken as the whole training list minus the held-out
 10 %: the stage-1 filter (labels all train_seen) lowers them by an amount only SBD's labels
 decide, so the zero-shot rows are estimates from above for stage 2 and close for stage 1.
@@ -25,7 +25,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from zss.modules.stage1 import epochs_within_image_budget
+from zss.stages.stage1 import epochs_within_image_budget
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ("voc_21_0_0_fcn_s", "voc_21_0_0", "voc_9_2_10", "voc_17_2_2", "context_31_2_2",

@@ -58,7 +58,7 @@ def kill_after_stages() -> str:
     them ran (a run to resume after its stages)."""
     return """
 import os, runpy, signal
-import zss.pipeline as p
+import zss.runtime.runner as p
 def _tune_gates(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 p._tune_gates = _tune_gates

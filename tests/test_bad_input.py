@@ -1,5 +1,5 @@
 """A clear error for every bad input (issue 10): the message names the file, id, class or key
-at fault and says what to do; it is a :class:`~zss.errors.UserInputError`, which
+at fault and says what to do; it is a :class:`~zss.runtime.errors.UserInputError`, which
 ``python -m zss.run`` prints as one paragraph with exit status 2 (checked through the CLI
 for one input of each kind at the end of this file); no file the user had is changed.
 
@@ -30,7 +30,7 @@ from PIL import Image
 
 from zss.data import VOC_CLASSES, VOCSegmentation, ZSSDataModule, split_from_config
 from zss.data.files import save_label_png
-from zss.errors import UserInputError
+from zss.runtime.errors import UserInputError
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = 8  # training ids of the tiny copy (the sample's first ones)
@@ -325,10 +325,10 @@ def stage1_ckpt(tmp_path_factory, word_vectors_dir) -> Path:
     import lightning as L
     import torch
 
-    from zss.checkpoints import published_source
     from zss.embeddings import load_table
-    from zss.modules import Stage1Module
-    from zss.pipeline import _split_dict
+    from zss.runtime.runner import _split_dict
+    from zss.runtime.stage1_checkpoint import published_source
+    from zss.stages import Stage1Module
 
     cfg = compose("+experiment=voc_17_2_2", *SMALL)
     table = "szn-original/pascal/norm_embed_arr_20.pkl"
@@ -347,7 +347,7 @@ def stage1_ckpt(tmp_path_factory, word_vectors_dir) -> Path:
 def _stage2_of(good: Path, out: Path) -> None:
     import torch
 
-    from zss.modules import Stage1Module, Stage2Module
+    from zss.stages import Stage1Module, Stage2Module
 
     module = Stage2Module.from_stage1(Stage1Module.load_from_checkpoint(good), optimizer=None)
     ckpt = torch.load(good, weights_only=False)
@@ -375,7 +375,7 @@ CKPT_ROWS = {  # a file that is no zss stage-1 checkpoint: (how to make it, the 
 
 @pytest.mark.parametrize("row", list(CKPT_ROWS))
 def test_not_a_zss_stage1_checkpoint(row, stage1_ckpt, tmp_path):
-    from zss.checkpoints import load_stage1
+    from zss.runtime.stage1_checkpoint import load_stage1
 
     make, needle = CKPT_ROWS[row]
     path = tmp_path / "given.ckpt"
@@ -391,7 +391,7 @@ def test_not_a_zss_stage1_checkpoint(row, stage1_ckpt, tmp_path):
 
 
 def test_the_good_checkpoint_loads_and_a_missing_one_is_named(stage1_ckpt, tmp_path):
-    from zss.checkpoints import load_stage1
+    from zss.runtime.stage1_checkpoint import load_stage1
 
     cfg = compose("+experiment=voc_17_2_2", *SMALL)
     split = split_from_config(**cfg.split)
@@ -409,7 +409,7 @@ def test_the_good_checkpoint_loads_and_a_missing_one_is_named(stage1_ckpt, tmp_p
      ["model.embed_dim (j): checkpoint 20, config 10", "norm_embed_arr_10.pkl"]),
 ])
 def test_checkpoint_of_another_split_class_list_or_j(stage1_ckpt, overrides, needles):
-    from zss.checkpoints import load_stage1
+    from zss.runtime.stage1_checkpoint import load_stage1
 
     cfg = compose(*overrides, *SMALL)
     with pytest.raises(UserInputError) as info:
@@ -425,13 +425,13 @@ def test_checkpoint_of_another_split_class_list_or_j(stage1_ckpt, overrides, nee
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (REPO / "conf" / "experiment")
                                               .glob("*.yaml")))
 def test_every_shipped_experiment_has_the_types_it_is_checked_for(experiment):
-    from zss.config_types import check_config_types
+    from zss.runtime.config_types import check_config_types
 
     check_config_types(compose(f"+experiment={experiment}", "+debug=cpu"))
 
 
 def test_values_of_the_wrong_type_are_all_named():
-    from zss.config_types import check_config_types
+    from zss.runtime.config_types import check_config_types
 
     cfg = compose("+experiment=voc_17_2_2", "stage1.max_epochs=ten", "stages=stage1",
                   "stage2.dropout=1", "data.holdout_fraction=1.5", "data.batch_size=0",

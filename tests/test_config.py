@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from zss.data.splits import split_from_config
-from zss.modules.base import param_groups
+from zss.stages.base import param_groups
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 ORIGINAL_EPOCHS = {"voc_21_0_0": 30, "voc_9_2_10": 90, "voc_17_2_2": 36, "context_31_2_2": 59}
@@ -106,7 +106,7 @@ def test_debug_cpu_shrinks_the_run():
 def test_the_optimiser_choice_carries_its_bias_rule(optimizer, decay):
     import torch
 
-    from zss.modules.base import make_optimizer
+    from zss.stages.base import make_optimizer
 
     # one key: optimizer=sgd brings 2x lr and no weight decay on biases (Caffe), adam 2x lr
     cfg = load("+experiment=voc_21_0_0", f"optimizer={optimizer}")

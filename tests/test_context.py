@@ -26,17 +26,17 @@ from zss.data import (
     read_label,
     split_from_config,
 )
-from zss.data.context import (
+from zss.data.convert_context import convert_context
+from zss.data.datasets.context import (
     TASK_FILE,
     context_label_table,
     read_context_labels,
     read_label_map,
 )
-from zss.data.convert_context import convert_context
 
 REPO = Path(__file__).resolve().parents[1]
 
-# the spellings of labels.txt, written here independently of zss.data.context
+# the spellings of labels.txt, written here independently of zss.data.datasets.context
 SPELLED = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
 TASKS = {"context33": CONTEXT33_CLASSES, "context59": CONTEXT59_CLASSES,
          "context60": CONTEXT60_CLASSES}
@@ -193,7 +193,7 @@ def test_the_rules_counts_on_the_500_sample_maps(context):
     """The original's rule on the sample's 500 label maps: 7 images are made only of the 33
     classes; 229 have no pixel of another class (unlabeled pixels aside). Counted here from
     the raw LabelMap values, independently of zss; zss's flags must agree image by image."""
-    from zss.data.context import outside_class_set
+    from zss.data.datasets.context import outside_class_set
 
     names = _names(context)
     values33 = {names.index(SPELLED.get(c, c)) + 1 for c in CONTEXT33_CLASSES}
@@ -316,7 +316,7 @@ def test_a_list_the_rule_empties_is_one_clear_error(synthetic):
 
 def test_the_rule_reads_the_mat_maps_once_and_even_beside_pngs(synthetic, tmp_path,
                                                               monkeypatch):
-    import zss.data.context as context_module
+    import zss.data.datasets.context as context_module
 
     cache = tmp_path / "cache"
     convert_context(synthetic, tmp_path / "png", "context33")

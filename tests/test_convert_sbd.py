@@ -105,7 +105,7 @@ def test_missing_mat_is_named(trees):
 
 
 def test_the_papers_lists_ship_with_zss(voc_sample):
-    from zss.data.voc import PACKAGED_LISTS
+    from zss.data.datasets.voc import PACKAGED_LISTS
 
     sbd_train = (PACKAGED_LISTS / "sbd_train.txt").read_text().split()
     seg11valid = (PACKAGED_LISTS / "seg11valid.txt").read_text().split()

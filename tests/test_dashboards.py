@@ -1,4 +1,4 @@
-"""W&B dashboards (zss.dashboards, logger=wandb) and TensorBoard: a 2-job offline sweep read
+"""W&B dashboards (zss.runtime.dashboards, logger=wandb) and TensorBoard: a 2-job offline sweep read
 back from the W&B run files."""
 
 import csv

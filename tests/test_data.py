@@ -112,7 +112,7 @@ def _shipped_split(name: str, request):
     on (VOC, or PASCAL-Context for a context class set)."""
     from omegaconf import OmegaConf
 
-    from zss.data.context import ContextSegmentation
+    from zss.data.datasets.context import ContextSegmentation
 
     conf = Path(__file__).resolve().parents[1] / "conf" / "split" / f"{name}.yaml"
     split = split_from_config(**OmegaConf.to_container(OmegaConf.load(conf)))

@@ -14,8 +14,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from zss.modules import Stage2Module
-from zss.pipeline import train_and_test
+from zss.runtime.runner import train_and_test
+from zss.stages import Stage2Module
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +87,7 @@ def test_reduced_demo_shows_the_zero_shot_pattern(demo):
 
 
 def test_reduced_demo_draws_the_prediction_grid(demo):
-    from zss.data.voc import voc_colormap
+    from zss.data.datasets.voc import voc_colormap
 
     cfg, out, payload, _ = demo
     png = out / "predictions.png"
@@ -195,8 +195,9 @@ def test_the_demo_reports_every_gate_tuned_and_the_tradeoff_curve(demo):
 def test_tuning_never_sees_the_test_split(demo, tmp_path, monkeypatch):
     """The same run with garbage test labels tunes the same gate parameters (its test scores
     change); tuning the trained model on those test labels instead gives other values."""
-    from zss.data.synthetic import SyntheticSegmentation
-    from zss.modules.tuning import GateTuning, gates_for
+    from zss.data.datasets.synthetic import SyntheticSegmentation
+    from zss.evaluation.tuning import gates_for
+    from zss.stages.gate_tuning import GateTuning
 
     cfg, _, payload, _ = demo
     real = SyntheticSegmentation.__getitem__

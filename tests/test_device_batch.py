@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from zss.data import SyntheticSegmentation, ZSSDataModule
 from zss.data.splits import split_from_config
 from zss.models import CAFFE_PREPROCESSING, IMAGENET_PREPROCESSING
-from zss.modules import Stage1Module
+from zss.stages import Stage1Module
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -89,8 +89,8 @@ def test_channels_last_on_the_cpu():
 
 
 def test_gpu_trainer_config_composes_and_is_refused_without_cuda(tmp_path, monkeypatch):
-    from zss.errors import ConfigError
-    from zss.pipeline import train_and_test
+    from zss.runtime.errors import ConfigError
+    from zss.runtime.runner import train_and_test
 
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         cfg = compose("config", overrides=["+experiment=voc_17_2_2", "trainer=gpu",

@@ -397,12 +397,12 @@ def test_zs3_context_table_is_reordered_and_normalised(word_vectors_dir):
 
 def test_the_embedding_package_loads_without_torch():
     """Building class vectors needs gensim and numpy only: ``zss.embeddings`` (and the class
-    lists it reads, ``zss.class_names``) must not pull in torch (~700 MiB of RSS), which
+    lists it reads, ``zss.data.class_names``) must not pull in torch (~700 MiB of RSS), which
     would void bench_embeddings.py's memory comparison and load it for nothing."""
     import subprocess
     import sys
 
-    code = ("import sys, zss.embeddings, zss.class_names; "
+    code = ("import sys, zss.embeddings, zss.data.class_names; "
             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)

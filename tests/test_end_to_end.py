@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from zss.modules import Stage1Module, Stage2Module
+from zss.stages import Stage1Module, Stage2Module
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -309,9 +309,9 @@ def test_a_checkpoint_brings_its_preprocessing_and_refuses_a_contradicting_confi
 def test_every_contradiction_is_named(run_dir, word_vectors_dir):
     from hydra import compose, initialize_config_dir
 
-    from zss.checkpoints import load_stage1
     from zss.data.splits import split_from_config
-    from zss.errors import ConfigError
+    from zss.runtime.errors import ConfigError
+    from zss.runtime.stage1_checkpoint import load_stage1
 
     out, _ = run_dir
     stage1 = json.loads((out / "metrics.json").read_text())["stage1_ckpt"]

@@ -8,7 +8,7 @@ import torch
 
 from zss.data import VOCSegmentation, ZSSDataModule, split_from_config
 from zss.data.splits import VOC_CLASSES
-from zss.modules import Stage1Module
+from zss.stages import Stage1Module
 
 SPLIT = dict(name="voc_17_2_2", classes="voc",
              train_seen=[c for c in VOC_CLASSES if c not in ("aeroplane", "horse", "sheep",

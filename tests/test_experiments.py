@@ -111,7 +111,7 @@ def _assert_fcn_s(payload: dict) -> None:
     """The FCN-S run really trained FCN-32s + a softmax head over the 21 classes."""
     import torch
 
-    from zss.modules import Stage1Module
+    from zss.stages import Stage1Module
 
     module = Stage1Module.load_from_checkpoint(payload["stage1_ckpt"], map_location="cpu")
     assert module.hparams.variant == "fcn_s" and module.hparams.loss == "ce"

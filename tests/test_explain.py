@@ -5,8 +5,8 @@ import math
 import torch
 
 from zss.data.splits import VOC_CLASSES, split_from_config
-from zss.explain import explain as _explain
-from zss.explain import unseen_confusions
+from zss.evaluation.reading import explain as _explain
+from zss.evaluation.reading import unseen_confusions
 
 SPLIT = split_from_config("voc_17_2_2", "voc",
                           [n for n in VOC_CLASSES if n not in ("aeroplane", "horse", "sheep",
@@ -72,7 +72,7 @@ def _tuning(tu=0.5):
 
 
 def test_the_gates_reading_names_the_best_gate_and_its_cost():
-    from zss.explain import explain_gates
+    from zss.evaluation.reading import explain_gates
 
     text = " ".join(explain_gates(_gate_scores(cs=(0.5, 0.3), thr=(0.58, 0.05),
                                                cos=(0.4, 0.2)), _tuning()).split())
@@ -92,8 +92,8 @@ def test_the_gates_reading_names_the_best_gate_and_its_cost():
 def test_the_summary_labels_its_readings_per_protocol():
     """szn: the standard table and the original SZN code's seen/unseen table, each under its
     label; zs3: ZS3Net's reading (absent classes 0) instead of the standard one."""
-    from zss.explain import READINGS, summary
-    from zss.metrics import zero_shot_scores
+    from zss.evaluation.metrics import zero_shot_scores
+    from zss.evaluation.reading import READINGS, summary
 
     h = torch.zeros(21, 21, dtype=torch.int64)
     h[17, 17], h[17, 10], h[19, 19], h[19, 6], h[10, 10], h[0, 0] = 6, 4, 5, 5, 20, 50

@@ -19,13 +19,13 @@ from gensim.models import KeyedVectors
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-import zss.pipeline
-from zss.config_keys import check_config_keys
-from zss.config_types import check_config_types
+import zss.runtime.runner
 from zss.data.splits import VOC_CLASSES
 from zss.embeddings import CLASS_WORDS
-from zss.errors import ConfigError
-from zss.run_record import recorded_config, run_status, tensor_sha256, write_failure
+from zss.runtime.config_keys import check_config_keys
+from zss.runtime.config_types import check_config_types
+from zss.runtime.errors import ConfigError
+from zss.runtime.run_record import recorded_config, run_status, tensor_sha256, write_failure
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -118,12 +118,12 @@ def test_a_failed_and_an_interrupted_run_are_marked_and_a_finished_one_never_is(
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(zss.pipeline, "_train_and_test", interrupted)
+    monkeypatch.setattr(zss.runtime.runner, "_train_and_test", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        zss.pipeline.train_and_test(cfg)
+        zss.runtime.runner.train_and_test(cfg)
     (tmp_path / "a").mkdir()  # (the real run created it before it was interrupted)
     with pytest.raises(KeyboardInterrupt):
-        zss.pipeline.train_and_test(cfg)
+        zss.runtime.runner.train_and_test(cfg)
     marker = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert marker["status"] == "interrupted" and marker["metrics"] == {}
     assert f"python -m zss.run resume={tmp_path / 'a'}" in marker["error"]
@@ -204,7 +204,7 @@ def test_every_readme_command_composes_and_passes_the_checks_as_pasted(readme, a
 
 def test_on_a_terminal_the_progress_bar_names_the_stage(tmp_path, monkeypatch, capsys,
                                                         glove_cache):
-    monkeypatch.setattr("zss.console.is_terminal", lambda: True)
+    monkeypatch.setattr("zss.runtime.console.is_terminal", lambda: True)
     cfg = _compose("+experiment=demo", f"paths.output_dir={tmp_path}",
                    f"paths.cache_dir={glove_cache}", "data.dataset.lengths.train=64",
                    "data.dataset.lengths.val=8", "data.dataset.lengths.test=8",
@@ -212,7 +212,7 @@ def test_on_a_terminal_the_progress_bar_names_the_stage(tmp_path, monkeypatch, c
                    "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
                    "stage1.max_epochs=1", "stage2.max_epochs=1", "visualize=0", "explain=false",
                    "trainer.enable_progress_bar=true")  # (the demo turns the bar off)
-    zss.pipeline.train_and_test(cfg)
+    zss.runtime.runner.train_and_test(cfg)
     out = capsys.readouterr()
     bars = out.out + out.err
     assert "stage 1 epoch 0" in bars and "stage 2 epoch 0" in bars and "\r" in bars

@@ -1,5 +1,5 @@
-"""The seen/unseen gates, their one-pass threshold sweep and AUSUC (zss.models.gates,
-zss.sweep, the evaluator's γ curve)."""
+"""The seen/unseen gates, their one-pass threshold sweep and AUSUC (zss.inference.gates,
+zss.evaluation.threshold_sweep, the evaluator's γ curve)."""
 
 import math
 
@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from zss.data.splits import ClassSplit
-from zss.metrics import confusion_matrix_metric, zero_shot_scores
-from zss.models.gates import (
+from zss.evaluation.evaluator import CURVE_GAMMAS, ZeroShotEvaluator, curve_inputs
+from zss.evaluation.metrics import confusion_matrix_metric, zero_shot_scores
+from zss.evaluation.threshold_sweep import ThresholdSweep, ausuc
+from zss.inference.gates import (
     GATES,
     calibrated_stacking,
     decision,
@@ -17,9 +19,7 @@ from zss.models.gates import (
     seenmask_threshold,
     take_branch,
 )
-from zss.models.predict import cosine_scores, masked_argmax, predict_fcn_je, predict_szn
-from zss.modules.evaluation import CURVE_GAMMAS, ZeroShotEvaluator, curve_inputs
-from zss.sweep import ThresholdSweep, ausuc
+from zss.inference.nearest import cosine_scores, masked_argmax, predict_fcn_je, predict_szn
 
 # classes 1, 2 seen; 0, 3 unseen (an unseen class below the seen ones, for the tie rule)
 SEEN = torch.tensor([False, True, True, False])
@@ -206,7 +206,7 @@ def test_the_test_curve_is_chao_et_al_calibrated_stacking_of_s_against_u():
 def test_a_constant_objective_is_untuned_not_the_grids_middle():
     """The same objective at every grid value (here 0: the gate never sends a train_unseen
     pixel to its class) is no tuning: value None and the reason, as for a NaN objective."""
-    from zss.modules.tuning import choose, format_tuning
+    from zss.evaluation.tuning import choose, format_tuning
 
     names = ["bg", "a", "b", "u"]
     split = ClassSplit(name="t", class_names=names, train_seen=names[:2],

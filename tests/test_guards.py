@@ -1,5 +1,5 @@
 """The runtime leakage guard and the non-finite-loss stop, tripped in real `fit`s of
-`zss.pipeline.train_and_test` on tiny generated data; atomic writes."""
+`zss.runtime.runner.train_and_test` on tiny generated data; atomic writes."""
 
 import os
 from pathlib import Path
@@ -9,12 +9,12 @@ import torch
 from hydra import compose, initialize_config_dir
 
 import zss.data.datamodule as datamodule
-import zss.modules.stage1 as stage1
+import zss.stages.stage1 as stage1
 from zss.data.filters import LeakageError, check_no_leakage
 from zss.data.splits import split_from_config
-from zss.modules.base import NonFiniteLossError
-from zss.pipeline import train_and_test
-from zss.resume import AtomicCheckpointIO, write_atomic
+from zss.runtime.checkpointing import AtomicCheckpointIO, write_atomic
+from zss.runtime.runner import train_and_test
+from zss.stages.base import NonFiniteLossError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The launchers (conf/launcher/, zss.launchers): a submitit_local sweep that runs to the end
+"""The launchers (conf/launcher/, zss.runtime.launchers): a submitit_local sweep that runs to the end
 with one job preempted and requeued, DDP sweeps refused where they would relaunch, one
 owner of requeueing under SLURM, one GPU per joblib job."""
 
@@ -17,8 +17,8 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import open_dict
 from test_main import TINY_DEMO
 
-from zss.errors import ConfigError
-from zss.launchers import check_sweep_launch, claim_gpu, cluster_plugins, relaunched_ranks
+from zss.runtime.errors import ConfigError
+from zss.runtime.launchers import check_sweep_launch, claim_gpu, cluster_plugins, relaunched_ranks
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 

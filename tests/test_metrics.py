@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from zss.data.splits import VOC_CLASSES, ClassSplit
-from zss.metrics import (
+from zss.evaluation.metrics import (
     SeenmaskCounts,
     confusion_matrix_metric,
     per_class_iou,

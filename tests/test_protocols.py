@@ -18,7 +18,7 @@ from zss.data import VOC20_CLASSES, VOC_CLASSES, VOCSegmentation
 from zss.data.protocols import ZS3_NAMES, ZS3_UNSEEN, Protocol, zs3_unseen
 from zss.data.splits import CONTEXT60_CLASSES, IGNORE_INDEX, split_from_config
 from zss.data.transforms import resize_label
-from zss.errors import ConfigError
+from zss.runtime.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 KS = (2, 4, 6, 8, 10)
@@ -254,7 +254,7 @@ def test_protocol_errors_name_the_key_and_the_fix():
 
 
 def test_spnet_protocol_on_a_background_split_stops_the_run(tmp_path, voc_sample):
-    from zss.pipeline import train_and_test
+    from zss.runtime.runner import train_and_test
 
     cfg = _compose("voc_17_2_2", "protocol=spnet", "+debug=cpu", f"paths.data_dir={voc_sample}",
                    f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path}")

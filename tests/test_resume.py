@@ -27,7 +27,7 @@ TINY = ["+experiment=demo", "model.backbone.dropout=0.5", "data.dataset.lengths.
 KILLER = '''
 import os, runpy, signal, sys
 import lightning as L
-import zss.pipeline as p
+import zss.runtime.runner as p
 stage, k = os.environ["ZSS_TEST_KILL"].split(":")
 class Kill(L.Callback):
     def on_train_batch_end(self, trainer, *args):

@@ -10,7 +10,7 @@ from zss.data.filters import seenmask_target
 from zss.data.splits import VOC_CLASSES, ClassSplit
 from zss.data.transforms import pad_collate
 from zss.models import bilinear_kernel
-from zss.modules import Stage1Module, Stage2Module
+from zss.stages import Stage1Module, Stage2Module
 
 SPLIT = {"name": "s", "class_names": list(VOC_CLASSES), "train_seen": list(VOC_CLASSES[2:]),
          "train_unseen": [VOC_CLASSES[1]], "unseen": [VOC_CLASSES[0]]}

@@ -1,4 +1,4 @@
-"""The procedural zero-shot benchmark (zss.data.synthetic): deterministic, labels in range,
+"""The procedural zero-shot benchmark (zss.data.datasets.synthetic): deterministic, labels in range,
 every class of the split in the test split, and the dataset contract of ZSSDataModule."""
 
 from pathlib import Path
@@ -10,8 +10,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from zss.data import SyntheticSegmentation, ZSSDataModule, split_from_config
+from zss.data.datasets.synthetic import PARAMS, texture_parameters
 from zss.data.splits import VOC_CLASSES
-from zss.data.synthetic import PARAMS, texture_parameters
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 VECTORS = np.random.default_rng(0).standard_normal((21, 20))

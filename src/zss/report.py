@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from zss.explain import NAMES
+from zss.evaluation.reading import NAMES
 
 COLUMNS = (("pixel_acc", "pix acc"), ("mean_acc", "mean acc"), ("miou", "mIoU"),
            ("fwiou", "fwIoU"), ("miou_seen", "mIoU S"), ("miou_unseen", "mIoU U"),

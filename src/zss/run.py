@@ -1,13 +1,13 @@
 """``python -m zss.run``: the Hydra entry point and the user-error boundary.
 
-It composes the config and hands it to :func:`zss.pipeline.train_and_test` (the stages and
+It composes the config and hands it to :func:`zss.runtime.runner.train_and_test` (the stages and
 the result files). A user error (bad data, config or file) is printed as one paragraph
 without a traceback, with exit status 2. Returns ``optimized_metric`` so that sweeps can use
 it.
 
 ``python -m zss.run resume=DIR`` continues the killed run in ``DIR`` with the config it was
 started with (``DIR/.hydra/config.yaml``), writing only into ``DIR``
-(:func:`resume_arguments`). Under the launchers (``+launcher=...``, :mod:`zss.launchers`) a
+(:func:`resume_arguments`). Under the launchers (``+launcher=...``, :mod:`zss.runtime.launchers`) a
 sweep that DDP would relaunch per rank is refused, a requeued submitit job continues the run
 in its own folder, and a joblib job on a multi-GPU machine takes a GPU of its own.
 """
@@ -26,14 +26,14 @@ from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from zss.config_keys import check_config_keys
-from zss.config_types import check_config_types
-from zss.errors import user_error
-from zss.launchers import check_sweep_launch, claim_gpu, requeued_run
-from zss.objective import check_objective, objective_value
-from zss.pipeline import train_and_test
-from zss.resume import holds_a_run
-from zss.run_record import run_status
+from zss.runtime.checkpointing import holds_a_run
+from zss.runtime.config_keys import check_config_keys
+from zss.runtime.config_types import check_config_types
+from zss.runtime.errors import user_error
+from zss.runtime.launchers import check_sweep_launch, claim_gpu, requeued_run
+from zss.runtime.objective import check_objective, objective_value
+from zss.runtime.run_record import run_status
+from zss.runtime.runner import train_and_test
 
 log = logging.getLogger("zss")
 
@@ -47,7 +47,7 @@ def _exit(status: int, message: str) -> None:
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``cfg.optimized_metric``, a held-out score by default (NaN if
     it was not computed; a ``test/`` key is refused under an optimising sweeper,
-    :mod:`zss.objective`)."""
+    :mod:`zss.runtime.objective`)."""
     try:
         check_sweep_launch(cfg)
         check_objective(cfg)

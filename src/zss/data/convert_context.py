@@ -3,9 +3,9 @@ once, so that training never parses ``.mat`` files.
 
 ``python -m zss.data.convert_context SRC DST --task context33|context59|context60`` reads
 ``SRC/trainval/*.mat`` and ``SRC/labels.txt`` (the PASCAL-Context data root, see
-:mod:`zss.data.context`), maps every LabelMap by class name to the task's indices (255 =
+:mod:`zss.data.datasets.context`), maps every LabelMap by class name to the task's indices (255 =
 void; unlabeled pixels are void in ``context33``/``context59`` and background in
-``context60``, see :mod:`zss.data.context`) and writes ``DST/<id>.png``: palette ('P') PNGs
+``context60``, see :mod:`zss.data.datasets.context`) and writes ``DST/<id>.png``: palette ('P') PNGs
 whose pixel values are the class indices, coloured with the VOC colour map (the VOC
 convention), plus ``DST/zss_task.txt`` naming the task. An existing file is never
 overwritten: it is skipped and counted (and a ``DST`` converted for another task is refused).
@@ -18,8 +18,8 @@ import argparse
 import os
 from pathlib import Path
 
-from zss.data.base import read_id_list
-from zss.data.context import (
+from zss.data.datasets.base import read_id_list
+from zss.data.datasets.context import (
     CONTEXT_TASKS,
     TASK_FILE,
     context_label_table,

@@ -33,8 +33,8 @@ import numpy as np
 from PIL import Image
 from scipy.io import loadmat
 
+from zss.data.datasets.voc import resolve_voc_root
 from zss.data.files import DataError, save_label_png
-from zss.data.voc import resolve_voc_root
 
 __all__ = ["read_sbd_label", "convert_sbd", "main"]
 

@@ -38,7 +38,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from zss.data.base import MAX_NAMED, ListSegmentation
+from zss.data.datasets.base import MAX_NAMED, ListSegmentation
 from zss.data.files import DataError
 from zss.data.filters import (
     check_no_leakage,
@@ -386,7 +386,7 @@ class ZSSDataModule(L.LightningDataModule):
                       collate_fn=pad_collate, persistent_workers=self.num_workers > 0,
                       pin_memory=torch.cuda.is_available(),
                       # the workers' base seed from the loader's own generator: iterating a
-                      # loader never draws from the global RNG (dropout's; zss.resume)
+                      # loader never draws from the global RNG (dropout's; zss.runtime.checkpointing)
                       generator=torch.Generator().manual_seed(self.seed))
         if shuffle:  # resumable mid-epoch: order and augmentation from (seed, epoch)
             sampler = SeededRandomSampler(len(dataset), self.seed)  # type: ignore[arg-type]
@@ -423,11 +423,11 @@ class ZSSDataModule(L.LightningDataModule):
     def gate_tuning_dataloader(self) -> DataLoader:
         """The held-out images of stage 2 (``stage2_val``: training images stage 2 never
         trains on, no U pixel — checked on every item), evaluation transforms: the data the
-        gates are tuned on (:mod:`zss.modules.tuning`), never the test split. Labels as
+        gates are tuned on (:mod:`zss.evaluation.tuning`), never the test split. Labels as
         stage 2 sees them: under a ``void`` protocol (spnet) their U pixels are 255.
 
         Under DDP, build it once the process group exists (inside ``trainer.validate``, as
-        :meth:`zss.modules.tuning.GateTuning.val_dataloader` does): only then does it shard
+        :meth:`zss.evaluation.tuning.GateTuning.val_dataloader` does): only then does it shard
         the images without padding; built before, it has no sampler and Lightning gives it
         a padding ``DistributedSampler`` that evaluates some images twice."""
         self._setup_train()

@@ -14,7 +14,7 @@ from PIL import Image
 from torchvision.io import ImageReadMode, decode_image
 
 from zss.data.splits import IGNORE_INDEX
-from zss.errors import UserInputError
+from zss.runtime.errors import UserInputError
 
 __all__ = ["DataError", "check_label_values", "read_image", "read_label", "read_label_array",
            "save_label_png", "size_error", "voc_colormap"]
@@ -121,7 +121,7 @@ def read_label_array(path: Path) -> np.ndarray:
             "SegmentationClass PNGs are palette ('P') images whose pixel values are the class "
             "indices (0–20, 255 = void); a colour-rendered copy loses that. Use the original "
             "PNGs, or convert colours to indices with the VOC colour map "
-            "(zss.data.voc.voc_colormap(): row i is the colour of class i, row 255 = void "
+            "(zss.data.datasets.voc.voc_colormap(): row i is the colour of class i, row 255 = void "
             "(224, 224, 192)) and save them as 'P' or 'L' PNGs."
         )
     raise DataError(f"Label {path} has image mode '{mode}'; expected a palette ('P') or "

@@ -17,7 +17,7 @@ from collections.abc import Set as AbstractSet
 import torch
 
 from zss.data.splits import IGNORE_INDEX, ClassSplit, SplitError
-from zss.errors import UserInputError
+from zss.runtime.errors import UserInputError
 
 __all__ = ["LeakageError", "check_no_leakage", "holdout_split", "seenmask_target",
            "stage1_indices", "stage2_indices"]

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from zss.data.splits import IGNORE_INDEX, ClassSplit
-from zss.errors import ConfigError
+from zss.runtime.errors import ConfigError
 
 __all__ = ["PROTOCOLS", "Protocol", "ZS3_NAMES", "ZS3_UNSEEN", "zs3_unseen"]
 

@@ -5,7 +5,7 @@ one, whatever the number of DataLoader workers.
 The sampler yields ``(index, augmentation_seed)`` keys; :class:`~zss.data.TransformedDataset`
 runs its random transform under that seed (:func:`seeded`), so augmentation never draws from
 the global RNG (which dropout uses, and which a resumed run restores,
-:class:`zss.resume.LastCheckpoint`). The resumable DataLoader
+:class:`zss.runtime.checkpointing.LastCheckpoint`). The resumable DataLoader
 (:class:`torchdata.stateful_dataloader.StatefulDataLoader`, the loader Lightning resumes
 mid-epoch) then only needs to skip the batches already trained on.
 """

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from zss.class_names import (  # noqa: F401  (re-exported: zss.data.splits.VOC_CLASSES)
+from zss.data.class_names import (  # noqa: F401  (re-exported: zss.data.splits.VOC_CLASSES)
     CLASS_LISTS,
     CONTEXT33_CLASSES,
     CONTEXT59_CLASSES,
@@ -27,7 +27,7 @@ from zss.class_names import (  # noqa: F401  (re-exported: zss.data.splits.VOC_C
     VOC20_CLASSES,
     VOC_CLASSES,
 )
-from zss.errors import UserInputError
+from zss.runtime.errors import UserInputError
 
 IGNORE_INDEX = 255
 """Void / ignore label value used everywhere (never -1)."""

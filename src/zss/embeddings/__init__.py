@@ -12,7 +12,7 @@ from zss.embeddings.published import (
 )
 from zss.embeddings.sources import SourceUnavailableError, load_keyed_vectors
 from zss.embeddings.tables import load_table
-from zss.errors import EmbeddingError
+from zss.runtime.errors import EmbeddingError
 
 __all__ = [
     "CLASS_WORDS",

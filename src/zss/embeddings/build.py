@@ -20,7 +20,7 @@ from zss.embeddings.glove import GLOVE_SOURCE
 from zss.embeddings.glove import source_stamp as glove_stamp
 from zss.embeddings.sources import load_keyed_vectors, reading, word2vec_file
 from zss.embeddings.stream import iter_word2vec
-from zss.errors import EmbeddingDimensionError, EmbeddingError
+from zss.runtime.errors import EmbeddingDimensionError, EmbeddingError
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
 
 def _streamed(path: Path, binary: bool, limit: int) -> Iterator[np.ndarray]:
     """The vector blocks of a word2vec file; a file that turns out cut or malformed on this
-    second pass is an :class:`~zss.errors.EmbeddingError` naming it."""
+    second pass is an :class:`~zss.runtime.errors.EmbeddingError` naming it."""
     with reading(path):
         for _, block in iter_word2vec(path, binary, limit=limit):
             yield block

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from gensim.models import KeyedVectors
 
-from zss.errors import EmbeddingError
+from zss.runtime.errors import EmbeddingError
 
 CLASS_WORDS: dict[str, tuple[str, ...]] = {
     # PASCAL VOC, in VOC_CLASSES order

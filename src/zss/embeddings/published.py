@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from zss.class_names import CONTEXT33_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
+from zss.data.class_names import CONTEXT33_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
 from zss.embeddings.tables import load_table
-from zss.errors import EmbeddingDimensionError, EmbeddingError
+from zss.runtime.errors import EmbeddingDimensionError, EmbeddingError
 
 __all__ = ["PUBLISHED", "PublishedTable", "PublishedTableError", "load_published_table",
            "locate_published_table"]

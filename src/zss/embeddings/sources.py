@@ -20,7 +20,7 @@ from gensim.models import KeyedVectors
 
 from zss.embeddings.glove import GLOVE_SOURCE, load_glove_6b_50d
 from zss.embeddings.stream import iter_word2vec, read_header
-from zss.errors import EmbeddingError, UserInputError
+from zss.runtime.errors import EmbeddingError, UserInputError
 
 DEFAULT_SOURCE = "word2vec-google-news-300"
 """The paper's word vectors (GoogleNews word2vec, 300-d), as a gensim-downloader name."""
@@ -71,7 +71,7 @@ def _format_hint(path: Path) -> str:
 @contextlib.contextmanager
 def reading(path: Path) -> Iterator[None]:
     """Turn any failure to parse the word-vector file ``path`` into an
-    :class:`~zss.errors.EmbeddingError` naming the file, the formats read and what to do."""
+    :class:`~zss.runtime.errors.EmbeddingError` naming the file, the formats read and what to do."""
     try:
         yield
     except (UserInputError, FileNotFoundError, MemoryError):

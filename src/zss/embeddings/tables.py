@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from zss.embeddings.build import normalise
-from zss.errors import EmbeddingError
+from zss.runtime.errors import EmbeddingError
 
 ALIASES = {"__background__": "background"}
 """Row-name aliases applied when reading labels (SPNet writes ``__background__``)."""

@@ -3,6 +3,14 @@
 Plain ``torch.nn`` modules and pure functions (no Lightning); see DESIGN §1 and §3.
 """
 
+from zss.inference.nearest import (
+    check_labels,
+    cosine_scores,
+    masked_argmax,
+    predict_fcn_je,
+    predict_szn,
+    predict_szn_ps,
+)
 from zss.models.fcn32s import (
     CAFFE_PREPROCESSING,
     IMAGENET_PREPROCESSING,
@@ -20,14 +28,6 @@ from zss.models.fcn32s import (
 )
 from zss.models.heads import PixelHead
 from zss.models.losses import cosine_embedding_loss, masked_cross_entropy, mse_embedding_loss
-from zss.models.predict import (
-    check_labels,
-    cosine_scores,
-    masked_argmax,
-    predict_fcn_je,
-    predict_szn,
-    predict_szn_ps,
-)
 from zss.models.szn import SZNNet
 from zss.models.upsample import (
     FCN32S_CROP_OFFSET,

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
-from zss.errors import UserInputError
+from zss.runtime.errors import UserInputError
 
 VGG16_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 """Indices of the 13 convs in ``torchvision.models.vgg16().features`` (and in ours)."""

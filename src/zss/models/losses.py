@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from zss.data.splits import IGNORE_INDEX
-from zss.models.predict import check_labels, cosine_scores
+from zss.inference.nearest import check_labels, cosine_scores
 
 
 def _check_shapes(pred: Tensor, labels: Tensor) -> None:
@@ -33,7 +33,7 @@ def cosine_embedding_loss(
         emb: float (N, j, H, W), pixel embeddings ``v``.
         labels: int64 (N, H, W), class indices in ``[0, C)`` or 255 (ignored).
         class_emb: float (C, j), class embeddings ``s``.
-        eps: norm floor of :func:`~zss.models.predict.cosine_scores`.
+        eps: norm floor of :func:`~zss.inference.nearest.cosine_scores`.
 
     Returns:
         float32 scalar in [0, 2]; 0 for a perfect embedding or when no pixel is valid.

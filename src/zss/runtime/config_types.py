@@ -5,7 +5,7 @@ run would fail much later, deep in Lightning or PyTorch, with a traceback that n
 :func:`check_config_types` checks the keys of :data:`KEY_TYPES` in the composed config (the
 command line, experiment files and defaults together) and names every key whose value has
 the wrong type, is out of range or is none of the values allowed. An unknown key is refused
-by :mod:`zss.config_keys` (``model.embed_dims=50`` by Hydra itself, ``+model.embed_dims=50``
+by :mod:`zss.runtime.config_keys` (``model.embed_dims=50`` by Hydra itself, ``+model.embed_dims=50``
 by zss, with the nearest valid key).
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from zss.errors import ConfigError
+from zss.runtime.errors import ConfigError
 
 __all__ = ["KEY_TYPES", "KeyType", "check_config_types"]
 

@@ -23,9 +23,9 @@ import yaml
 from hydra.utils import get_object
 from omegaconf import DictConfig
 
-from zss.errors import ConfigError
+from zss.runtime.errors import ConfigError
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"  # (a link to the repository's conf/)
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # (a link to the repository's conf/)
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 OPEN = None
 """Marks a place in the tree of known keys below which anything is accepted (an empty

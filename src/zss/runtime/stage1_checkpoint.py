@@ -23,10 +23,10 @@ from zss.data.protocols import Protocol
 from zss.data.splits import ClassSplit
 from zss.embeddings import PUBLISHED
 from zss.embeddings.published import file_sha256
-from zss.errors import ConfigError
 from zss.models import preprocessing_for_backbone
-from zss.modules import Stage1Module
-from zss.modules.base import BACKBONES
+from zss.runtime.errors import ConfigError
+from zss.stages import Stage1Module
+from zss.stages.base import BACKBONES
 
 
 def embedding_source(cfg: DictConfig) -> str | None:
@@ -150,7 +150,7 @@ _WHICH_FILE = ("pass the stage1-<epoch>.ckpt of a zss run: its checkpoints/stage
 
 def not_a_stage1_checkpoint(path: Path) -> str | None:
     """Why ``path`` is not a zss stage-1 checkpoint (for the error message), or None when it
-    is one (a file Lightning wrote for :class:`~zss.modules.Stage1Module`)."""
+    is one (a file Lightning wrote for :class:`~zss.stages.Stage1Module`)."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch and pickle raise many types for a file they cannot read
@@ -182,7 +182,7 @@ def load_stage1(path: str | Path, cfg: DictConfig, split: ClassSplit) -> Stage1M
         cfg: the run's config; split: its class split.
 
     Returns:
-        the :class:`~zss.modules.Stage1Module` on the CPU, with the checkpoint's class
+        the :class:`~zss.stages.Stage1Module` on the CPU, with the checkpoint's class
         vectors, backbone config (so its preprocessing) and embedding source.
 
     Raises:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import torch
 
 from zss.data.splits import ClassSplit
-from zss.metrics import per_class_iou
+from zss.evaluation.metrics import per_class_iou
 
 __all__ = ["READINGS", "explain", "explain_gates", "summary", "summary_table",
            "unseen_confusions"]

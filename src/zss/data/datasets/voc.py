@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zss.data.base import ListSegmentation, Transform, read_id_list
+from zss.data.datasets.base import ListSegmentation, Transform, read_id_list
 from zss.data.files import DataError, read_image, read_label, read_label_array, voc_colormap
 from zss.data.splits import IGNORE_INDEX, VOC20_CLASSES, VOC_CLASSES
 
@@ -34,7 +34,7 @@ _TO_VOC20 = np.arange(256, dtype=np.uint8)
 _TO_VOC20[0] = IGNORE_INDEX  # background -> void
 _TO_VOC20[1:21] -= 1         # aeroplane ... tvmonitor -> 0 ... 19; other values kept (errors)
 
-PACKAGED_LISTS = Path(__file__).with_name("lists")
+PACKAGED_LISTS = Path(__file__).parents[1] / "lists"
 """The paper's id lists shipped with zss: ``sbd_train.txt`` (8,498 SBD train ids, the
 original SZN training list) and ``seg11valid.txt`` (736 ids, FCN's and the original's
 evaluation list); used when ``ImageSets/Segmentation`` has no list of that name."""

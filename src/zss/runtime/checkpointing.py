@@ -124,7 +124,7 @@ def read_progress(run_dir: str | Path) -> dict[str, Any]:
     """A run's ``progress.json``: ``{"completed": {stage: selected checkpoint}, "scores":
     {stage: {monitored key: its value at that checkpoint}}, "resumed":
     [{"stage": ..., "from_step": ...}, ...], "job": id}`` (``job``: the submitit job that
-    started the run, :func:`zss.launchers.scheduler_job`, for a run started by one); ``{}``
+    started the run, :func:`zss.runtime.launchers.scheduler_job`, for a run started by one); ``{}``
     when it has none (a new run)."""
     path = Path(run_dir) / PROGRESS
     return json.loads(path.read_text()) if path.is_file() else {}

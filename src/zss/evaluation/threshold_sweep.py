@@ -1,7 +1,7 @@
 """Confusion matrices of a threshold gate over a whole grid of thresholds in one pass, and the
 area under the seen–unseen curve (AUSUC).
 
-A gate (:mod:`zss.models.gates`) takes the seen prediction ``a`` of a pixel when its decision
+A gate (:mod:`zss.inference.gates`) takes the seen prediction ``a`` of a pixel when its decision
 score ``z > θ`` (or ``z == θ`` with its tie flag), else the unseen prediction ``b``. With the
 grid θ_0 < … < θ_{G−1} and ``k`` the number of grid values below ``z`` (at or below it, for a
 tie-seen pixel), the pixel adds (label, a) to the matrices i < k and (label, b) to those

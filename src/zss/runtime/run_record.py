@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from zss.resume import write_atomic
+from zss.runtime.checkpointing import write_atomic
 
 METRICS = "metrics.json"
 PATH_KEYS = ("root", "weights", "source", "path", "label_dir", "stage1_ckpt")

@@ -15,16 +15,12 @@ from torch import nn
 from zss.data.filters import check_no_leakage
 from zss.data.splits import ClassSplit
 from zss.data.transforms import normalize_batch, same_size_parts
-from zss.errors import UserInputError
+from zss.evaluation.evaluator import ZeroShotEvaluator, curve_inputs
+from zss.inference.gates import GATES
+from zss.inference.variants import predict_variants, variant_scores
 from zss.models import FCN32sBackbone, SmallBackbone, SZNNet, preprocessing_for_backbone
-from zss.models.gates import GATES
-from zss.modules.evaluation import (
-    ZeroShotEvaluator,
-    curve_inputs,
-    predict_variants,
-    variant_scores,
-)
-from zss.resume import LastCheckpoint
+from zss.runtime.checkpointing import LastCheckpoint
+from zss.runtime.errors import UserInputError
 
 # the modules normalise every batch after its transfer (DESIGN §3); Lightning warns that the
 # module's hook is used rather than the data module's, which has none: nothing to act on
@@ -274,7 +270,7 @@ class ZeroShotModule(L.LightningModule):
 
     def set_gates(self, gates: dict[str, float]) -> None:
         """Evaluate the gate variants of ``gates`` (``{variant: t, γ or τ}``, tuned on
-        held-out training images by :func:`zss.modules.tuning.tune_gates`) beside the others
+        held-out training images by :func:`zss.evaluation.tuning.tune_gates`) beside the others
         in the next test.
 
         Raises:

@@ -15,7 +15,7 @@ def save_tradeoff_png(tradeoff: Mapping[str, object], points: Mapping[str, tuple
     """Draw the curve and the operating points.
 
     Args:
-        tradeoff: :meth:`zss.modules.evaluation.ZeroShotEvaluator.tradeoff` — ``miou_seen``,
+        tradeoff: :meth:`zss.evaluation.evaluator.ZeroShotEvaluator.tradeoff` — ``miou_seen``,
             ``miou_unseen`` per γ and ``ausuc``, values in [0, 1] (NaN points are skipped);
             drawn in percent, the AUSUC too (the area as a percentage of the unit square).
         points: ``{label: (miou_unseen, miou_seen)}``, e.g. every gate variant's test scores.

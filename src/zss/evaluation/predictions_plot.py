@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from zss.data.datasets.voc import voc_colormap
 from zss.data.splits import IGNORE_INDEX, ClassSplit
-from zss.data.voc import voc_colormap
-from zss.models.gates import GATES
-from zss.modules.evaluation import predict_variants, variant_scores
+from zss.inference.gates import GATES
+from zss.inference.variants import predict_variants, variant_scores
 
 __all__ = ["ImagePredictions", "predict_test_images", "prediction_grid", "save_test_predictions"]
 

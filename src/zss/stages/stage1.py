@@ -7,10 +7,10 @@ from torchmetrics import MeanMetric
 
 from zss.data.splits import IGNORE_INDEX
 from zss.data.transforms import same_size_parts
-from zss.metrics import confusion_matrix_metric, segmentation_scores
+from zss.evaluation.metrics import confusion_matrix_metric, segmentation_scores
+from zss.inference.nearest import cosine_scores, masked_argmax
 from zss.models.losses import cosine_embedding_loss, masked_cross_entropy, mse_embedding_loss
-from zss.models.predict import cosine_scores, masked_argmax
-from zss.modules.base import ZeroShotModule, make_optimizer
+from zss.stages.base import ZeroShotModule, make_optimizer
 
 
 def epochs_within_image_budget(max_epochs: int, num_train_images: int,

@@ -32,9 +32,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig
 
-from zss.errors import ConfigError
-from zss.resume import holds_a_run, read_progress
-from zss.run_record import run_status
+from zss.runtime.checkpointing import holds_a_run, read_progress
+from zss.runtime.errors import ConfigError
+from zss.runtime.run_record import run_status
 
 log = logging.getLogger("zss")
 
@@ -129,7 +129,7 @@ def scheduler_job() -> str | None:
 
 def requeued_run(cfg: DictConfig) -> bool:
     """Whether this job is the requeue of the unfinished run in its own output folder: the
-    folder holds a run (:func:`zss.resume.holds_a_run`) that did not end (neither
+    folder holds a run (:func:`zss.runtime.checkpointing.holds_a_run`) that did not end (neither
     ``finished`` nor ``skipped``) and whose ``progress.json`` names this submitit job id
     (:func:`scheduler_job`)."""
     job = scheduler_job()

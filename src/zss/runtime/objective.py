@@ -11,7 +11,7 @@ on held-out *training* images). The held-out keys a run records:
   that trains stage 1; higher is better).
 - ``tune/<gate>/objective``: the hIoU of train_seen and train_unseen (standing in for the
   unseen classes) on stage 2's held-out training images, at the gate's tuned parameter
-  (:mod:`zss.modules.tuning`; runs with a test stage on splits with train_unseen classes;
+  (:mod:`zss.evaluation.tuning`; runs with a test stage on splits with train_unseen classes;
   higher is better).
 - ``val/seenmask/loss``: stage 2's held-out loss at the selected checkpoint (lower is
   better: a sweeper must be told to minimise it).
@@ -30,7 +30,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from zss.errors import ConfigError
+from zss.runtime.errors import ConfigError
 
 log = logging.getLogger("zss")
 

@@ -5,7 +5,7 @@ Every gate chooses between the two branches of SZN (DESIGN §1) — the nearest 
 what the frozen model already computes. Each is written as a *decision score* ``z`` per pixel
 and a threshold θ: the pixel takes the seen branch when ``z > θ``, or when ``z == θ`` and
 its tie flag is set. Written this way, one pass can count the confusion matrices of a whole
-grid of θ at once (:class:`zss.sweep.ThresholdSweep`).
+grid of θ at once (:class:`zss.evaluation.threshold_sweep.ThresholdSweep`).
 
 ============================  =====================  =============================  ========
 gate (variant)                 z                      seen when                      tie
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from zss.models.predict import _check_candidates, masked_argmax, predict_szn
+from zss.inference.nearest import _check_candidates, masked_argmax, predict_szn
 
 __all__ = [
     "GATES", "Gate", "branches", "calibrated_stacking", "decision", "max_cosine",
@@ -97,7 +97,7 @@ def branches(scores: Tensor, seen: Tensor, unseen: Tensor) -> tuple[Tensor, Tens
     Returns:
         ``(a, score_a, b, score_b)``: int64 (N, H, W) nearest seen class and its float score,
         the same for the unseen branch (ties: lowest class index, as
-        :func:`~zss.models.predict.masked_argmax`).
+        :func:`~zss.inference.nearest.masked_argmax`).
 
     Raises:
         ValueError: an empty or malformed candidate set.

@@ -5,8 +5,8 @@ Stages (``stages`` key): ``stage1`` trains FCN-32s + head on train_seen images; 
 trains the seenmask head on the frozen stage-1 model; ``test`` evaluates every variant
 (FCN-S, or FCN-JE, SZN and SZN-PS) on the test split, beside the gates SZN-thr, SZN-CS and
 SZN-cos whose parameters were tuned first on stage 2's held-out training images
-(:mod:`zss.modules.tuning`; runs that train and whose split has train_unseen classes). Without ``stage1`` the model comes from
-``stage1_ckpt`` (:func:`zss.checkpoints.load_stage1`), whose preprocessing and class vectors
+(:mod:`zss.evaluation.tuning`; runs that train and whose split has train_unseen classes). Without ``stage1`` the model comes from
+``stage1_ckpt`` (:func:`zss.runtime.stage1_checkpoint.load_stage1`), whose preprocessing and class vectors
 are used, never the config's.
 
 Files in ``paths.output_dir`` (written by global rank 0 only, each atomically): ``config.yaml``
@@ -15,12 +15,12 @@ training state), ``progress.json`` (finished stages), ``metrics.json``,
 ``per_class_iou.csv``, ``confusion_matrices.json``, ``tradeoff.png`` (the seen–unseen
 curve of calibrated stacking on the test split, a test-set analysis; splits with U classes);
 ``visualize=N`` adds ``predictions.png``
-(:mod:`zss.visualize`) and ``explain=true`` prints a reading of the table
-(:mod:`zss.explain`).
+(:mod:`zss.evaluation.predictions_plot`) and ``explain=true`` prints a reading of the table
+(:mod:`zss.evaluation.reading`).
 
 ``resume=DIR`` (``python -m zss.run resume=DIR``, :mod:`zss.run`) continues the run in
 ``DIR``: finished stages are not run again, the interrupted one continues from its
-``last.ckpt`` (:mod:`zss.resume`), then the remaining stages run.
+``last.ckpt`` (:mod:`zss.runtime.checkpointing`), then the remaining stages run.
 """
 
 from __future__ import annotations
@@ -41,23 +41,16 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from zss.checkpoints import embedding_source, load_stage1
-from zss.config_keys import check_config_keys
-from zss.config_types import check_config_types
-from zss.console import progress_callbacks, quiet_lightning
-from zss.dashboards import WandbLogger
 from zss.data.files import DataError
 from zss.data.protocols import Protocol
 from zss.data.splits import ClassSplit, SplitError, split_from_config
-from zss.errors import ConfigError, EmbeddingDimensionError, user_error
-from zss.explain import NAMES, explain, explain_gates, summary
-from zss.launchers import cluster_plugins, scheduler_job
+from zss.evaluation.predictions_plot import save_test_predictions
+from zss.evaluation.reading import NAMES, explain, explain_gates, summary
+from zss.evaluation.tables import format_table, table_csv
+from zss.evaluation.tradeoff_plot import save_tradeoff_png
+from zss.evaluation.tuning import OBJECTIVE, format_tuning, gates_for
 from zss.models import load_pretrained, preprocessing_for_backbone
-from zss.modules import Stage1Module, Stage2Module
-from zss.modules.evaluation import format_table, table_csv
-from zss.modules.stage1 import epochs_within_image_budget
-from zss.modules.tuning import OBJECTIVE, GateTuning, format_tuning, gates_for
-from zss.resume import (
+from zss.runtime.checkpointing import (
     AtomicCheckpointIO,
     LastCheckpoint,
     holds_a_run,
@@ -65,7 +58,13 @@ from zss.resume import (
     write_atomic,
     write_progress,
 )
-from zss.run_record import (
+from zss.runtime.config_keys import check_config_keys
+from zss.runtime.config_types import check_config_types
+from zss.runtime.console import progress_callbacks, quiet_lightning
+from zss.runtime.dashboards import WandbLogger
+from zss.runtime.errors import ConfigError, EmbeddingDimensionError, user_error
+from zss.runtime.launchers import cluster_plugins, scheduler_job
+from zss.runtime.run_record import (
     machine,
     recorded_config,
     recorded_paths,
@@ -73,8 +72,10 @@ from zss.run_record import (
     tensor_sha256,
     write_failure,
 )
-from zss.tradeoff_plot import save_tradeoff_png
-from zss.visualize import save_test_predictions
+from zss.runtime.stage1_checkpoint import embedding_source, load_stage1
+from zss.stages import Stage1Module, Stage2Module
+from zss.stages.gate_tuning import GateTuning
+from zss.stages.stage1 import epochs_within_image_budget
 
 log = logging.getLogger("zss")
 
@@ -255,9 +256,9 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any]:
 
     A run that stops with an error (or is interrupted, e.g. Ctrl-C) leaves a ``metrics.json``
     that says so (``status``: ``failed`` / ``interrupted``, ``error``: the reason), so that it
-    cannot be mistaken for a finished run (:func:`zss.run_record.write_failure`); a refused
+    cannot be mistaken for a finished run (:func:`zss.runtime.run_record.write_failure`); a refused
     run (a directory that holds another run) writes nothing. A sweep job whose j the
-    embedding source cannot give (:class:`~zss.errors.EmbeddingDimensionError`) is
+    embedding source cannot give (:class:`~zss.runtime.errors.EmbeddingDimensionError`) is
     ``skipped``: its ``metrics.json`` and the returned payload say so with the ``reason``.
 
     Raises:
@@ -465,7 +466,7 @@ def _strict(x: Any) -> Any:
 def _tune_gates(cfg: DictConfig, module: L.LightningModule, dm, split: ClassSplit,
                 training: bool) -> dict[str, Any]:
     """Tune every gate the model can use on stage 2's held-out training images
-    (:mod:`zss.modules.tuning`) and set them on ``module`` for the test; returns what
+    (:mod:`zss.evaluation.tuning`) and set them on ``module`` for the test; returns what
     ``metrics.json`` records under ``gate_tuning`` (or why nothing was tuned)."""
     if not split.train_unseen:
         reason = (f"split '{split.name}' has no train_unseen class to stand in for the unseen "

@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 
-from zss.visualize import TITLES, predict_test_images, tagged_name
+from zss.evaluation.predictions_plot import TITLES, predict_test_images, tagged_name
 
 SEENMASK_LABELS = {1: "seen", 0: "unseen"}
 
@@ -73,7 +73,7 @@ class WandbLogger(LightningWandbLogger):
         """Log ``<prefix>/per_class_iou`` (a ``wandb.Table``: one row per class with its set
         train_seen / train_unseen / unseen, one column per variant, IoU in percent, empty for
         a class absent from prediction and ground truth) and ``<prefix>/overlays`` (a
-        ``wandb.Image`` per test image of :func:`zss.visualize.predict_test_images` with
+        ``wandb.Image`` per test image of :func:`zss.evaluation.predictions_plot.predict_test_images` with
         masks ``ground_truth``, one per variant and ``seenmask``, class labels attached).
 
         Args:

@@ -55,7 +55,13 @@ from pathlib import Path
 import numpy as np
 from scipy.io import loadmat
 
-from zss.data.base import ListSegmentation, Transform, cached_scan, file_stamp, read_id_list
+from zss.data.datasets.base import (
+    ListSegmentation,
+    Transform,
+    cached_scan,
+    file_stamp,
+    read_id_list,
+)
 from zss.data.files import DataError, read_label_array
 from zss.data.splits import CLASS_LISTS, IGNORE_INDEX
 
@@ -219,7 +225,7 @@ class ContextSegmentation(ListSegmentation):
             ``official/train``), or the path of any list file.
         task: the class set, ``context33``, ``context59`` or ``context60``; no default: every
             Context run names it.
-        transform: optional joint transform (see :class:`~zss.data.base.ListSegmentation`).
+        transform: optional joint transform (see :class:`~zss.data.datasets.base.ListSegmentation`).
         cache_dir: optional folder for the class-presence and ``drop_images`` caches.
         label_dir: None to read ``trainval/<id>.mat`` and map it by name on the fly; or the
             folder of index PNGs written for the same task by

@@ -7,10 +7,10 @@ from torchmetrics import MeanMetric
 
 from zss.data.splits import IGNORE_INDEX
 from zss.data.transforms import same_size_parts
-from zss.metrics import confusion_matrix_metric
+from zss.evaluation.metrics import confusion_matrix_metric
 from zss.models.losses import masked_cross_entropy
-from zss.modules.base import ZeroShotModule, make_optimizer
-from zss.modules.stage1 import Stage1Module
+from zss.stages.base import ZeroShotModule, make_optimizer
+from zss.stages.stage1 import Stage1Module
 
 
 class Stage2Module(ZeroShotModule):

@@ -1,0 +1,131 @@
+"""The dataset-level evaluation of every variant (:mod:`zss.inference.variants`) from one
+forward pass per test batch.
+
+Every variant that chooses between the branches (SZN and the gates) also gets the seenmask
+scores of its decision (:func:`zss.evaluation.metrics.seenmask_scores`; a pixel is "seen" when its
+prediction is a train_seen class). With U classes, the test pass also sweeps calibrated
+stacking's γ (S = train_seen ∪ train_unseen against U, as Chao et al. define the curve) over
+:data:`CURVE_GAMMAS` for the seen–unseen curve and its AUSUC
+(:meth:`ZeroShotEvaluator.tradeoff`) — a test-set analysis, never used to choose anything.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchmetrics.aggregation import SumMetric
+
+from zss.data.splits import ClassSplit
+from zss.evaluation.metrics import (
+    SeenmaskCounts,
+    confusion_matrix_metric,
+    per_class_iou,
+    seenmask_scores,
+    zero_shot_scores,
+)
+from zss.evaluation.threshold_sweep import ThresholdSweep, ausuc
+from zss.inference.gates import GATES, decision
+from zss.inference.variants import GATED, VARIANTS
+
+CURVE_GAMMAS = (-2.05, *GATES["szn_cs"].grid, 2.05)
+"""γ of the test pass's seen–unseen curve: beyond ±2 no cosine prediction changes, so the
+ends are the seen-only and the unseen-only predictions."""
+
+
+
+def curve_inputs(scores: torch.Tensor, split: ClassSplit) -> tuple[torch.Tensor, ...]:
+    """Calibrated stacking's ``(z, tie_seen, a, b)`` (:func:`zss.inference.gates.decision`) for
+    the test pass's γ sweep, from the batch's :func:`variant_scores`, as Chao et al. (ECCV
+    2016, §3 and §4.2) define the seen–unseen curve: γ is subtracted from the scores of the
+    classes with training labels, S = train_seen ∪ train_unseen (the curve's seen axis),
+    against U (its unseen axis). (The ``szn_cs`` gate calibrates SZN's branches instead,
+    train_seen against train_unseen ∪ U, so its operating point need not lie on the curve.)
+    γ = 0 is FCN-JE."""
+    seen = split.mask(split.seen).to(scores.device)
+    return decision("szn_cs", scores, seen, ~seen)
+
+
+class ZeroShotEvaluator(nn.Module):
+    """Dataset-level confusion matrices for each variant, plus the seenmask counts of every
+    gated variant, the γ sweep of calibrated stacking (with FCN-JE, on a split with U
+    classes) and the number of images evaluated.
+
+    ``update`` once per batch, ``compute`` at the end of the split (sums across DDP ranks),
+    ``reset`` before the next split. ``num_images()`` is the number of images counted over
+    all ranks: under DDP every image must be counted exactly once (the data module shards
+    val/test without padding).
+    """
+
+    def __init__(self, split: ClassSplit, variants: tuple[str, ...]) -> None:
+        super().__init__()
+        unknown = set(variants) - set(VARIANTS)
+        if unknown:
+            raise ValueError(f"unknown variants {sorted(unknown)}; known: {VARIANTS}")
+        self.split = split
+        self.variants = tuple(variants)
+        self.matrices = nn.ModuleDict({v: confusion_matrix_metric(split.num_classes)
+                                       for v in self.variants})
+        self.seenmask = nn.ModuleDict({v: SeenmaskCounts(split.num_classes)
+                                       for v in self.variants if v in GATED})
+        self.curve = (ThresholdSweep(CURVE_GAMMAS, split.num_classes)
+                      if "fcn_je" in variants and split.unseen else None)
+        self.images = SumMetric()
+
+    def update(self, preds: dict[str, torch.Tensor], labels: torch.Tensor,
+               curve: tuple[torch.Tensor, ...] | None = None) -> None:
+        """Add a batch: ``preds`` of every variant, int64 (N, H, W) ``labels``, and for the γ
+        sweep :func:`curve_inputs` of the same batch (when :attr:`curve` is set)."""
+        for v in self.variants:
+            self.matrices[v].update(preds[v], labels)
+        self.images.update(labels.shape[0])
+        if self.seenmask:
+            train_seen = self.split.mask(self.split.train_seen).to(labels.device)
+            for v, counts in self.seenmask.items():  # "seen" = a train_seen prediction
+                counts.update(train_seen[preds[v]].long(), labels)
+        if self.curve is not None and curve is not None:
+            z, tie, a, b = curve
+            self.curve.update(z, tie, a, b, labels)
+
+    def tradeoff(self) -> dict[str, object] | None:
+        """The seen–unseen curve of calibrated stacking on this split (None without U; S
+        calibrated against U, :func:`curve_inputs`): ``gamma``, ``miou_seen`` (over S) and
+        ``miou_unseen`` (over U) per γ of :data:`CURVE_GAMMAS` (NaN where undefined) and its
+        ``ausuc`` (:func:`zss.evaluation.threshold_sweep.ausuc`), all fractions in [0, 1]."""
+        if self.curve is None:
+            return None
+        scores = [zero_shot_scores(h, self.split) for h in self.curve.compute()]
+        seen = [s["miou_seen"] for s in scores]
+        unseen = [s["miou_unseen"] for s in scores]
+        return {"gamma": list(CURVE_GAMMAS), "miou_seen": seen, "miou_unseen": unseen,
+                "ausuc": ausuc(unseen, seen)}
+
+    def compute(self) -> tuple[dict[str, dict[str, float]], list[dict[str, object]]]:
+        """Returns ``({variant: scores}, per-class rows)``; each row has ``class``, ``set``
+        (train_seen / train_unseen / unseen) and ``iou/<variant>`` for every variant."""
+        scores, table = {}, []
+        ious = {}
+        for v in self.variants:
+            hist = self.matrices[v].compute()
+            scores[v] = zero_shot_scores(hist, self.split)
+            ious[v] = per_class_iou(hist)
+        for v, counts in self.seenmask.items():
+            scores[v].update(seenmask_scores(counts.compute(), self.split))
+        for i, name in enumerate(self.split.class_names):
+            group = ("train_seen" if name in self.split.train_seen else
+                     "train_unseen" if name in self.split.train_unseen else "unseen")
+            table.append({"class": name, "set": group,
+                          **{f"iou/{v}": float(ious[v][i]) for v in self.variants}})
+        return scores, table
+
+    def num_images(self) -> int:
+        """Images counted since the last reset, summed over DDP ranks."""
+        return int(self.images.compute())
+
+    def reset(self) -> None:
+        for m in self.matrices.values():
+            m.reset()
+        self.images.reset()
+        for counts in self.seenmask.values():
+            counts.reset()
+        if self.curve is not None:
+            self.curve.reset()
