@@ -61,7 +61,7 @@ def child(mode: str, device: str) -> None:
             assert all(map(torch.isfinite, torch.tensor(losses))), losses
         else:
             from zss.evaluation.metrics import confusion_matrix_metric
-            from zss.models import cosine_scores, masked_argmax
+            from zss.inference.nearest import cosine_scores, masked_argmax
 
             net.eval()
             metric = confusion_matrix_metric(NUM_CLASSES).to(dev)

@@ -10,6 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from zss.data.splits import IGNORE_INDEX
+from zss.inference.nearest import (
+    cosine_scores,
+    masked_argmax,
+    predict_fcn_je,
+    predict_szn,
+    predict_szn_ps,
+)
 from zss.models import (
     CAFFE_PREPROCESSING,
     IMAGENET_PREPROCESSING,
@@ -23,14 +30,9 @@ from zss.models import (
     bilinear_kernel,
     copy_vgg16_weights,
     cosine_embedding_loss,
-    cosine_scores,
     load_pretrained,
-    masked_argmax,
     masked_cross_entropy,
     mse_embedding_loss,
-    predict_fcn_je,
-    predict_szn,
-    predict_szn_ps,
     preprocessing_for,
     preprocessing_for_backbone,
 )

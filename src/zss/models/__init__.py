@@ -1,28 +1,26 @@
-"""zss.models: FCN-32s backbone, per-pixel heads, losses and nearest-embedding predictors.
+"""zss.models: the networks — backbones (a registry, with their weights and preprocessing),
+the per-pixel heads and their ×s upsampling, SZN's network, and the training losses (a
+registry).
 
-Plain ``torch.nn`` modules and pure functions (no Lightning); see DESIGN §1 and §3.
+Plain ``torch.nn`` modules and pure functions, no Lightning (the LightningModules are in
+:mod:`zss.stages`; prediction at test time in :mod:`zss.inference`).
 """
 
-from zss.inference.nearest import (
-    check_labels,
-    cosine_scores,
-    masked_argmax,
-    predict_fcn_je,
-    predict_szn,
-    predict_szn_ps,
-)
-from zss.models.fcn32s import (
+from zss.models.backbones import (
+    BACKBONES,
     CAFFE_PREPROCESSING,
     IMAGENET_PREPROCESSING,
     FCN32sBackbone,
     Preprocessing,
     SmallBackbone,
+    build_backbone,
     copy_vgg16_weights,
     load_pretrained,
     load_torchvision_vgg16_state_dict,
     load_vgg16_file,
     preprocessing_for,
     preprocessing_for_backbone,
+    register_backbone,
     vgg16_state_dict,
     weights_format,
 )
@@ -39,34 +37,11 @@ from zss.models.upsample import (
 )
 
 __all__ = [
-    "CAFFE_PREPROCESSING",
-    "FCN32S_CROP_OFFSET",
-    "IMAGENET_PREPROCESSING",
-    "BilinearUpsample",
-    "FCN32sBackbone",
-    "LearnedBilinearUpsample",
-    "PixelHead",
-    "Preprocessing",
-    "SZNNet",
-    "SmallBackbone",
-    "Upsample32",
-    "bilinear_filter",
-    "bilinear_kernel",
-    "check_labels",
-    "copy_vgg16_weights",
-    "cosine_embedding_loss",
-    "cosine_scores",
-    "load_pretrained",
-    "load_torchvision_vgg16_state_dict",
-    "load_vgg16_file",
-    "masked_argmax",
-    "masked_cross_entropy",
-    "mse_embedding_loss",
-    "predict_fcn_je",
-    "predict_szn",
-    "predict_szn_ps",
-    "preprocessing_for",
-    "preprocessing_for_backbone",
-    "vgg16_state_dict",
-    "weights_format",
+    "BACKBONES", "CAFFE_PREPROCESSING", "FCN32S_CROP_OFFSET", "IMAGENET_PREPROCESSING",
+    "BilinearUpsample", "FCN32sBackbone", "LearnedBilinearUpsample", "PixelHead",
+    "Preprocessing", "SZNNet", "SmallBackbone", "Upsample32", "bilinear_filter",
+    "bilinear_kernel", "build_backbone", "copy_vgg16_weights", "cosine_embedding_loss",
+    "load_pretrained", "load_torchvision_vgg16_state_dict", "load_vgg16_file",
+    "masked_cross_entropy", "mse_embedding_loss", "preprocessing_for",
+    "preprocessing_for_backbone", "register_backbone", "vgg16_state_dict", "weights_format",
 ]

@@ -23,10 +23,9 @@ from zss.data.protocols import Protocol
 from zss.data.splits import ClassSplit
 from zss.embeddings import PUBLISHED
 from zss.embeddings.published import file_sha256
-from zss.models import preprocessing_for_backbone
+from zss.models import BACKBONES, preprocessing_for_backbone
 from zss.runtime.errors import ConfigError
 from zss.stages import Stage1Module
-from zss.stages.base import BACKBONES
 
 
 def embedding_source(cfg: DictConfig) -> str | None:
@@ -75,7 +74,7 @@ def _backbone_defaults(name: str | None) -> dict[str, Any]:
     """The keyword defaults of backbone ``name``'s constructor ({} for an unknown name)."""
     if name not in BACKBONES:
         return {}
-    params = inspect.signature(BACKBONES[name]).parameters.values()
+    params = inspect.signature(BACKBONES[name].cls).parameters.values()
     return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
 
 

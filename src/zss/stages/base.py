@@ -4,7 +4,7 @@ and the optimiser's parameter groups."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import lightning as L
@@ -18,7 +18,7 @@ from zss.data.transforms import normalize_batch, same_size_parts
 from zss.evaluation.evaluator import ZeroShotEvaluator, curve_inputs
 from zss.inference.gates import GATES
 from zss.inference.variants import predict_variants, variant_scores
-from zss.models import FCN32sBackbone, SmallBackbone, SZNNet, preprocessing_for_backbone
+from zss.models import SZNNet, build_backbone, preprocessing_for_backbone
 from zss.runtime.checkpointing import LastCheckpoint
 from zss.runtime.errors import UserInputError
 
@@ -26,31 +26,6 @@ from zss.runtime.errors import UserInputError
 # module's hook is used rather than the data module's, which has none: nothing to act on
 warnings.filterwarnings("ignore", message="You have overridden `on_after_batch_transfer`",
                         category=UserWarning)
-
-BACKBONES: dict[str, Callable[..., nn.Module]] = {"fcn32s": FCN32sBackbone,
-                                                  "small": SmallBackbone}
-
-
-def build_backbone(cfg: dict[str, Any]) -> nn.Module:
-    """Backbone from its config, **without** pretrained weights (run.py loads those once, so
-    that restoring a checkpoint never downloads anything).
-
-    Args:
-        cfg: ``{"name": "fcn32s" | "small", **kwargs}``; ``weights`` and ``weights_format``
-            are ignored here.
-
-    Raises:
-        ValueError: unknown backbone name.
-    """
-    cfg = dict(cfg)
-    name = cfg.pop("name")
-    cfg.pop("weights", None)
-    cfg.pop("weights_format", None)
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone '{name}' (model.backbone.name); "
-                         f"use one of {sorted(BACKBONES)}")
-    return BACKBONES[name](**cfg)
-
 
 BIAS_KEYS = ("bias_lr_factor", "bias_weight_decay")
 """Keys of an optimiser config that set the bias rule (read by zss, not passed to torch)."""
