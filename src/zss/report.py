@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from zss.evaluation.reading import NAMES
+from zss.inference.variants import title
 
 COLUMNS = (("pixel_acc", "pix acc"), ("mean_acc", "mean acc"), ("miou", "mIoU"),
            ("fwiou", "fwIoU"), ("miou_seen", "mIoU S"), ("miou_unseen", "mIoU U"),
@@ -135,7 +135,7 @@ def results_csv(jobs: list[Job]) -> str:
         if job.status != "finished":
             continue
         for variant, s in job.scores().items():
-            writer.writerow([job.name(), str(job.path), NAMES.get(variant, variant),
+            writer.writerow([job.name(), str(job.path), title(variant),
                              *(_pct(s.get(k, math.nan)) for k, _ in COLUMNS),
                              job.payload.get("split"), job.payload.get("protocol", "szn"),
                              job.payload.get("embedding_source"), job.payload.get("seed")])
@@ -182,7 +182,7 @@ def results_md(jobs: list[Job]) -> str:
             cells = [_mean_std([m.scores().get(variant, {}).get(k, math.nan)
                                 for m in members]) for k, _ in COLUMNS]
             first = members[0].payload
-            lines.append("| " + " | ".join([config, NAMES.get(variant, variant),
+            lines.append("| " + " | ".join([config, title(variant),
                                             str(len(members)), *cells,
                                             str(first.get("protocol", "szn")),
                                             str(first.get("embedding_source"))]) + " |")
@@ -242,7 +242,7 @@ def plots(jobs: list[Job], out: Path) -> list[Path]:
             else:
                 ax.set_xticks(range(len(values)), values)
                 ax.set_xlabel(key)
-            ax.set_title(NAMES.get(variant, variant))
+            ax.set_title(title(variant))
             ax.set_ylabel("percent")
             ax.legend(fontsize=8)
         skipped = sorted({str(j.settings.get(key)) for j in jobs if j.status == "skipped"},

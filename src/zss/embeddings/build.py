@@ -253,7 +253,7 @@ def build_class_embeddings(
         raise EmbeddingError(f"unknown embedding.normalisation {normalisation!r}; use one of "
                              f"{NORMALISATIONS} or null")  # fmt: skip
     if dim < 1:
-        raise EmbeddingError(f"model.embed_dim (j) must be >= 1, got {dim}")
+        raise EmbeddingError(f"the embedding dimension j must be >= 1, got {dim}")
     if extra_words:
         words = {**words, **{n: tuple(w) for n, w in extra_words.items()}}
     cache_file = None

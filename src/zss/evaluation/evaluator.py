@@ -25,7 +25,8 @@ from zss.evaluation.metrics import (
 )
 from zss.evaluation.threshold_sweep import ThresholdSweep, ausuc
 from zss.inference.gates import GATES, decision
-from zss.inference.variants import GATED, VARIANTS
+from zss.inference.variants import gated
+from zss.inference.variants import variants as known_variants
 
 CURVE_GAMMAS = (-2.05, *GATES["szn_cs"].grid, 2.05)
 """γ of the test pass's seen–unseen curve: beyond ±2 no cosine prediction changes, so the
@@ -58,15 +59,15 @@ class ZeroShotEvaluator(nn.Module):
 
     def __init__(self, split: ClassSplit, variants: tuple[str, ...]) -> None:
         super().__init__()
-        unknown = set(variants) - set(VARIANTS)
+        unknown = set(variants) - set(known_variants())
         if unknown:
-            raise ValueError(f"unknown variants {sorted(unknown)}; known: {VARIANTS}")
+            raise ValueError(f"unknown variants {sorted(unknown)}; known: {known_variants()}")
         self.split = split
         self.variants = tuple(variants)
         self.matrices = nn.ModuleDict({v: confusion_matrix_metric(split.num_classes)
                                        for v in self.variants})
         self.seenmask = nn.ModuleDict({v: SeenmaskCounts(split.num_classes)
-                                       for v in self.variants if v in GATED})
+                                       for v in self.variants if v in gated()})
         self.curve = (ThresholdSweep(CURVE_GAMMAS, split.num_classes)
                       if "fcn_je" in variants and split.unseen else None)
         self.images = SumMetric()

@@ -20,11 +20,10 @@ from PIL import Image, ImageDraw, ImageFont
 from zss.data.datasets.voc import voc_colormap
 from zss.data.splits import IGNORE_INDEX, ClassSplit
 from zss.inference.gates import GATES
-from zss.inference.variants import predict_variants, variant_scores
+from zss.inference.variants import predict_variants, title, variant_scores
 
 __all__ = ["ImagePredictions", "predict_test_images", "prediction_grid", "save_test_predictions"]
 
-TITLES = {"fcn_s": "FCN-S", "fcn_je": "FCN-JE", "szn": "SZN", "szn_ps": "SZN-PS"}
 SEENMASK_COLOURS = {"seen": (70, 70, 70), "unseen": (255, 160, 0)}
 _PAD, _TITLE_H = 4, 20
 
@@ -60,7 +59,7 @@ def prediction_grid(images: Sequence[np.ndarray], labels: Sequence[np.ndarray],
         an RGB ``PIL.Image``.
     """
     cmap = voc_colormap()
-    columns = ["image", "ground truth", *(TITLES.get(v, v) for v in preds)]
+    columns = ["image", "ground truth", *(title(v) for v in preds)]
     if seenmask is not None:
         columns.append("seenmask")
     rows = []
@@ -86,8 +85,8 @@ def prediction_grid(images: Sequence[np.ndarray], labels: Sequence[np.ndarray],
     height = _TITLE_H + len(rows) * (cell_h + _PAD) + _PAD + legend_h
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    for j, title in enumerate(columns):
-        draw.text((_PAD + j * (cell_w + _PAD), 3), title, fill=(0, 0, 0), font=font)
+    for j, heading in enumerate(columns):
+        draw.text((_PAD + j * (cell_w + _PAD), 3), heading, fill=(0, 0, 0), font=font)
     for i, cells in enumerate(rows):
         y = _TITLE_H + i * (cell_h + _PAD)
         for j, cell in enumerate(cells):

@@ -17,6 +17,8 @@ import torch
 
 from zss.data.splits import ClassSplit
 from zss.evaluation.metrics import per_class_iou
+from zss.inference.gates import GATES
+from zss.inference.variants import title
 
 __all__ = ["READINGS", "explain", "explain_gates", "summary", "summary_table",
            "unseen_confusions"]
@@ -40,12 +42,6 @@ READINGS = {
              " U, each over all classes)",
 }
 """The label printed above each summary table: which reading of the matrices it is."""
-NAMES = {"fcn_s": "FCN-S", "fcn_je": "FCN-JE", "szn": "SZN", "szn_ps": "SZN-PS",
-         "szn_threshold": "SZN-thr", "szn_cs": "SZN-CS", "szn_maxcos": "SZN-cos"}
-GATE_WORDS = {"szn_threshold": "the seenmask with a tuned threshold t on P(seen)",
-              "szn_cs": "calibrated stacking (seen cosines minus γ)",
-              "szn_maxcos": "the max-cosine novelty threshold τ"}
-SYMBOLS = {"t": "t", "gamma": "γ", "tau": "τ"}
 CLEAR_GAP = 0.10
 """A difference of at least 10 IoU / recall points is called clear."""
 
@@ -62,7 +58,7 @@ def summary_table(scores: Mapping[str, Mapping[str, float]],
     lines = [f"{'':<8}" + "".join(f"{title:>{width}}" for _, title in columns)]
     for v, s in scores.items():
         cells = (s.get(k, math.nan) for k, _ in columns)
-        lines.append(f"{NAMES.get(v, v):<8}" + "".join(
+        lines.append(f"{title(v):<8}" + "".join(
             f"{'nan':>{width}}" if math.isnan(x) else f"{100 * x:{width}.1f}" for x in cells))
     return "\n".join(lines)
 
@@ -219,9 +215,10 @@ def explain_gates(scores: Mapping[str, Mapping[str, float]],
 
     for g, r in gates.items():
         s = scores[g]
-        said.append(f"{NAMES[g]}, {GATE_WORDS[g]}, {SYMBOLS[r['parameter']]} = "
+        gate = GATES[g]
+        said.append(f"{gate.title}, {gate.description}, {gate.symbol} = "
                     f"{r['value']:.4g} (tuned on held-out training images): hIoU {_pct(s['hiou'])}"
-                    f" against {NAMES[base]}'s {_pct(ref['hiou'])}; unseen mIoU "
+                    f" against {title(base)}'s {_pct(ref['hiou'])}; unseen mIoU "
                     f"{pts(s['miou_unseen'] - ref['miou_unseen'])}, seen mIoU "
                     f"{pts(s['miou_seen'] - ref['miou_seen'])}.")
         tu = r.get("miou_train_unseen", math.nan)
@@ -241,10 +238,10 @@ def explain_gates(scores: Mapping[str, Mapping[str, float]],
                       f"{_pct(s['miou_seen'])})")
         if gain > 0:
             how = "clearly" if gain >= CLEAR_GAP else "slightly"
-            said.append(f"Best gate on hIoU: {NAMES[best]}, {how} above {NAMES[base]} "
+            said.append(f"Best gate on hIoU: {title(best)}, {how} above {title(base)} "
                         f"({_pct(ref['hiou'])} -> {_pct(s['hiou'])}, unseen mIoU "
                         f"{_pct(ref['miou_unseen'])} -> {_pct(s['miou_unseen'])}); {cost_words}.")
         else:
-            said.append(f"No tuned gate beats {NAMES[base]} on hIoU ({_pct(ref['hiou'])}); "
-                        f"the best, {NAMES[best]}, gets {_pct(s['hiou'])}.")
+            said.append(f"No tuned gate beats {title(base)} on hIoU ({_pct(ref['hiou'])}); "
+                        f"the best, {title(best)}, gets {_pct(s['hiou'])}.")
     return "\n".join(_wrap(t) for t in said)

@@ -9,7 +9,7 @@ import math
 from zss.evaluation.metrics import (
     PAPER_KEYS,
 )
-from zss.inference.variants import GATED
+from zss.inference.variants import gated as gated_variants
 
 
 def format_table(scores: dict[str, dict[str, float]], table: list[dict[str, object]]) -> str:
@@ -31,7 +31,7 @@ def format_table(scores: dict[str, dict[str, float]], table: list[dict[str, obje
             "miou_unseen_nan0", "hiou_nan0"]
     if any("paper/hiou" in s for s in scores.values()):
         keys += list(PAPER_KEYS)
-    gated = next((v for v in GATED if v in scores), None)
+    gated = next((v for v in gated_variants() if v in scores), None)
     if gated:  # the seenmask scores of SZN and of every gate
         keys += [k for k in scores[gated] if k.startswith("seenmask_")]
     for k in keys:

@@ -1,6 +1,6 @@
 """Seen/unseen gates: per pixel, the best seen candidate or the best unseen one (pure functions).
 
-Every gate chooses between the two branches of SZN (DESIGN §1) — the nearest seen candidate
+Every gate chooses between the two branches of SZN — the nearest seen candidate
 ``a`` (train_seen) and the nearest unseen candidate ``b`` (train_unseen ∪ U at test) — from
 what the frozen model already computes. Each is written as a *decision score* ``z`` per pixel
 and a threshold θ: the pixel takes the seen branch when ``z > θ``, or when ``z == θ`` and
@@ -31,6 +31,7 @@ train_seen class vector (max cosine below τ). Calibrated stacking keeps the arg
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -40,32 +41,69 @@ from zss.inference.nearest import _check_candidates, masked_argmax, predict_szn
 
 __all__ = [
     "GATES", "Gate", "branches", "calibrated_stacking", "decision", "max_cosine",
-    "seenmask", "seenmask_threshold", "take_branch",
+    "register_gate", "seenmask", "seenmask_threshold", "take_branch",
 ]  # fmt: skip
+
+
+Branches = tuple[Tensor, Tensor, Tensor, Tensor]
+"""``(a, score_a, b, score_b)`` of :func:`branches`: the nearest seen and unseen candidates
+and their cosine scores, each (N, H, W)."""
+ScoreFn = Callable[[Branches, Tensor | None], tuple[Tensor, Tensor]]
+"""A gate's decision rule: ``(branches, seenmask_logits or None) -> (z, tie_seen)``, float32
+and bool (N, H, W); the pixel takes the seen branch when ``z > θ`` or ``z == θ & tie_seen``."""
 
 
 @dataclass(frozen=True)
 class Gate:
-    """A tunable gate: its evaluation variant, its parameter and the fixed tuning grid.
+    """A tunable gate: its evaluation variant, its decision rule, its parameter and the
+    fixed tuning grid, and how tables and readings name it.
 
     Attributes:
-        variant: the evaluation variant (``szn_threshold``, ``szn_cs``, ``szn_maxcos``).
-        parameter: the parameter's name (``t``, ``gamma``, ``tau``).
-        grid: the parameter values tried when tuning, increasing.
-        needs_seenmask: the gate reads the seenmask head (a stage-2 model).
+        variant: the evaluation variant (``szn_threshold``, ``szn_cs``, ``szn_maxcos``, …).
+        title: its name in tables, plots and readings (``SZN-CS``).
+        description: a phrase for the reading (``calibrated stacking (seen cosines minus γ)``).
+        parameter: the parameter's name (``t``, ``gamma``, ``tau``), in ``metrics.json``.
+        symbol: the parameter as printed (``t``, ``γ``, ``τ``).
+        grid: the parameter values tried when tuning, strictly increasing.
+        score: the decision rule (:data:`ScoreFn`).
+        needs_seenmask: the rule reads the seenmask head (a stage-2 model).
+        to_threshold: the parameter value -> θ of ``z > θ`` (identity by default).
     """
 
     variant: str
+    title: str
+    description: str
     parameter: str
+    symbol: str
     grid: tuple[float, ...]
+    score: ScoreFn
     needs_seenmask: bool = False
+    to_threshold: Callable[[float], float] = float
 
     def threshold(self, value: float) -> float:
-        """θ of the decision ``z > θ`` for a parameter value (``logit t`` for ``t``)."""
-        if self.parameter == "t":
-            return -math.inf if value <= 0 else math.inf if value >= 1 else math.log(
-                value / (1 - value))
-        return float(value)
+        """θ of the decision ``z > θ`` for a parameter value."""
+        return self.to_threshold(value)
+
+
+GATES: dict[str, Gate] = {}
+"""The tunable gates, by evaluation variant (``szn`` itself has no parameter); every table
+title, reading, plot and tuning pass reads this table (:func:`register_gate`)."""
+
+
+def register_gate(gate: Gate) -> Gate:
+    """Add a gate to :data:`GATES` (tuned on held-out training images and evaluated beside
+    SZN by every run with train_unseen classes); returns it.
+
+    Raises:
+        ValueError: a variant name that is taken (by another gate or a base variant), or a
+            grid that is empty or not strictly increasing.
+    """
+    if gate.variant in GATES or gate.variant in ("fcn_s", "fcn_je", "szn", "szn_ps"):
+        raise ValueError(f"gate variant {gate.variant!r} is already taken")
+    if not gate.grid or any(b <= a for a, b in zip(gate.grid, gate.grid[1:], strict=False)):
+        raise ValueError(f"gate {gate.variant!r}: the grid must be non-empty and increasing")
+    GATES[gate.variant] = gate
+    return gate
 
 
 def _grid(lo: float, hi: float, step: float) -> tuple[float, ...]:
@@ -73,17 +111,38 @@ def _grid(lo: float, hi: float, step: float) -> tuple[float, ...]:
     return tuple(round(lo + i * step, 6) for i in range(n + 1))
 
 
-GATES: dict[str, Gate] = {
-    # t = sigmoid(θ), θ from -10 to 10 by 0.05: P(seen) from 4.5e-5 to 1 - 4.5e-5
-    "szn_threshold": Gate("szn_threshold", "t",
-                          tuple(1 / (1 + math.exp(-x)) for x in _grid(-10, 10, 0.05)),
-                          needs_seenmask=True),
-    # cos_a - cos_b lies in [-2, 2]: outside it no prediction changes
-    "szn_cs": Gate("szn_cs", "gamma", _grid(-2, 2, 0.01)),
-    # cosines lie in [-1, 1]: τ = -1 never says unseen
-    "szn_maxcos": Gate("szn_maxcos", "tau", _grid(-1, 1, 0.01)),
-}
-"""The tunable gates, by evaluation variant (``szn`` itself has no parameter)."""
+def _logit(t: float) -> float:
+    return -math.inf if t <= 0 else math.inf if t >= 1 else math.log(t / (1 - t))
+
+
+def _seenmask_score(branches: Branches, seenmask_logits: Tensor | None) -> tuple[Tensor, Tensor]:
+    if seenmask_logits is None or seenmask_logits.shape[1] != 2:
+        raise ValueError("szn_threshold needs the seenmask logits (N, 2, H, W)")
+    z = (seenmask_logits[:, 1] - seenmask_logits[:, 0]).float()
+    return z, torch.zeros_like(z, dtype=torch.bool)  # a tie is unseen, as the head's argmax
+
+
+def _stacking_score(branches: Branches, _: Tensor | None) -> tuple[Tensor, Tensor]:
+    a, sa, b, sb = branches
+    return (sa - sb).float(), a < b  # the argmax's rule on a tie: the lowest class index
+
+
+def _max_cosine_score(branches: Branches, _: Tensor | None) -> tuple[Tensor, Tensor]:
+    z = branches[1].float()
+    return z, torch.ones_like(z, dtype=torch.bool)  # cos_a >= τ is seen
+
+
+# t = sigmoid(x), x from -10 to 10 by 0.05: P(seen) from 4.5e-5 to 1 - 4.5e-5
+register_gate(Gate("szn_threshold", "SZN-thr", "the seenmask with a tuned threshold t on "
+                   "P(seen)", "t", "t",
+                   tuple(1 / (1 + math.exp(-x)) for x in _grid(-10, 10, 0.05)),
+                   _seenmask_score, needs_seenmask=True, to_threshold=_logit))
+# cos_a - cos_b lies in [-2, 2]: outside it no prediction changes
+register_gate(Gate("szn_cs", "SZN-CS", "calibrated stacking (seen cosines minus γ)", "gamma",
+                   "γ", _grid(-2, 2, 0.01), _stacking_score))
+# cosines lie in [-1, 1]: τ = -1 never says unseen
+register_gate(Gate("szn_maxcos", "SZN-cos", "the max-cosine novelty threshold τ", "tau", "τ",
+                   _grid(-1, 1, 0.01), _max_cosine_score))
 
 
 def branches(scores: Tensor, seen: Tensor, unseen: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -116,28 +175,19 @@ def decision(gate: str, scores: Tensor, seen: Tensor, unseen: Tensor,
     Args:
         gate: a variant of :data:`GATES`.
         scores, seen, unseen: as in :func:`branches`.
-        seenmask_logits: float (N, 2, H, W) (channel 1 = seen); needed by ``szn_threshold``.
+        seenmask_logits: float (N, 2, H, W) (channel 1 = seen), for a gate that reads them.
 
     Returns:
         ``(z, tie_seen, a, b)``: float32 z and bool tie flags (N, H, W) — seen branch when
         ``z > θ | (z == θ & tie_seen)`` — and the int64 seen / unseen predictions.
 
     Raises:
-        ValueError: an unknown gate, or ``szn_threshold`` without seenmask logits.
+        ValueError: an unknown gate, or a gate that reads the seenmask without its logits.
     """
-    a, sa, b, sb = branches(scores, seen, unseen)
-    if gate == "szn_threshold":
-        if seenmask_logits is None or seenmask_logits.shape[1] != 2:
-            raise ValueError("szn_threshold needs the seenmask logits (N, 2, H, W)")
-        z = (seenmask_logits[:, 1] - seenmask_logits[:, 0]).float()
-        tie = torch.zeros_like(z, dtype=torch.bool)
-    elif gate == "szn_cs":
-        z, tie = (sa - sb).float(), a < b
-    elif gate == "szn_maxcos":
-        z = sa.float()
-        tie = torch.ones_like(z, dtype=torch.bool)
-    else:
+    if gate not in GATES:
         raise ValueError(f"unknown gate '{gate}'; known: {sorted(GATES)}")
+    a, sa, b, sb = branches(scores, seen, unseen)
+    z, tie = GATES[gate].score((a, sa, b, sb), seenmask_logits)
     return z, tie, a, b
 
 

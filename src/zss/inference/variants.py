@@ -29,9 +29,29 @@ from zss.inference.nearest import (
     predict_szn_ps,
 )
 
-VARIANTS = ("fcn_s", "fcn_je", "szn", "szn_ps", *GATES)
-GATED = ("szn", *GATES)
-"""The variants whose prediction is one of SZN's two branches, chosen by a gate."""
+TITLES = {"fcn_s": "FCN-S", "fcn_je": "FCN-JE", "szn": "SZN", "szn_ps": "SZN-PS"}
+"""The paper's variants and their names in tables, plots and readings; each gate of
+:data:`zss.inference.gates.GATES` adds its own (:func:`title`)."""
+
+
+def variants() -> tuple[str, ...]:
+    """Every evaluation variant: the paper's (:data:`TITLES`), then one per registered gate."""
+    return (*TITLES, *GATES)
+
+
+def gated() -> tuple[str, ...]:
+    """The variants whose prediction is one of SZN's two branches, chosen by a gate: SZN
+    (its seenmask) and every registered gate."""
+    return ("szn", *GATES)
+
+
+def title(variant: str) -> str:
+    """A variant's name in tables, plots and readings (``szn_cs`` -> ``SZN-CS``); an unknown
+    name is returned as it is."""
+    if variant in GATES:
+        return GATES[variant].title
+    return TITLES.get(variant, variant)
+
 
 def predict_variants(out: dict[str, torch.Tensor], labels: torch.Tensor,
                      scores: torch.Tensor | None, split: ClassSplit,
@@ -46,7 +66,7 @@ def predict_variants(out: dict[str, torch.Tensor], labels: torch.Tensor,
         scores: float (N, C, H, W) cosine scores of ``out["embedding"]`` against the class
             vectors (:func:`variant_scores`), or None for FCN-S alone.
         split: the class split fixing the candidate sets.
-        variants: names among :data:`VARIANTS`.
+        variants: names among :func:`variants`.
         gates: ``{gate variant: parameter value}`` (t, γ or τ) for the gate variants asked
             for (:data:`zss.inference.gates.GATES`).
 
@@ -62,7 +82,7 @@ def predict_variants(out: dict[str, torch.Tensor], labels: torch.Tensor,
     preds = {}
     if "fcn_s" in variants:
         preds["fcn_s"] = masked_argmax(out["logits"], train_seen)
-    if set(variants) & {"fcn_je", *GATED, "szn_ps"}:
+    if set(variants) & {"fcn_je", *gated(), "szn_ps"}:
         if "fcn_je" in variants:
             preds["fcn_je"] = predict_fcn_je(scores, everything)
         if "szn" in variants:

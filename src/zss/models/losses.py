@@ -1,4 +1,5 @@
-"""Per-pixel losses, averaged over the valid pixels of the whole batch (DESIGN §1, §3).
+"""Per-pixel losses, averaged over the valid pixels of the whole batch, and the registry of
+stage 1's losses (``model.loss``: :data:`LOSSES`).
 
 Every loss is a mean over ALL valid pixels (label != 255) of the batch — not a mean of
 per-image means — so it does not depend on how pixels are grouped into batches. With no valid
@@ -7,6 +8,9 @@ All losses are computed in float32.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -52,7 +56,7 @@ def mse_embedding_loss(emb: Tensor, labels: Tensor, class_emb: Tensor) -> Tensor
     """MSE ablation of the stage-1 loss: ``1/|I| Σ_{i ∈ I} ||v_i − s_{label(i)}||²``.
 
     The squared distance is **summed over the j channels** and averaged over the valid
-    pixels I only: the paper's formula (DESIGN §1) and the original code's
+    pixels I only: the paper's formula and the original code's
     ``utils.mse_loss`` (sum over pixels and channels divided by the number of valid pixels).
     ``nn.MSELoss``'s element mean would be j times smaller.
 
@@ -100,3 +104,49 @@ def masked_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
         logits.float(), target.long(), ignore_index=IGNORE_INDEX, reduction="sum"
     )
     return total / valid.sum().clamp(min=1)
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A stage-1 loss.
+
+    Attributes:
+        name: its ``model.loss``.
+        variant: the model it trains: ``"fcn_je"`` (its function gets the embedding (N, j, H,
+            W) and the class vectors (C, j)) or ``"fcn_s"`` (the logits (N, C, H, W) and None).
+        fn: ``(prediction, labels int64 (N, H, W) with 255 void, class vectors or None) ->``
+            float32 scalar, a mean over the valid pixels of the batch.
+    """
+
+    name: str
+    variant: str
+    fn: Callable[[Tensor, Tensor, Tensor | None], Tensor]
+
+
+LOSSES: dict[str, Loss] = {}
+"""The stage-1 losses by ``model.loss`` (:func:`register_loss`); the config check and
+stage 1 read this table."""
+
+
+def register_loss(name: str, variant: str = "fcn_je") -> Callable:
+    """Decorator: add ``fn`` to :data:`LOSSES` under ``name`` for ``variant`` (see
+    :class:`Loss`); returns ``fn`` unchanged.
+
+    Raises:
+        ValueError: a name that is taken, or a variant other than ``fcn_je`` / ``fcn_s``.
+    """
+    if variant not in ("fcn_je", "fcn_s"):
+        raise ValueError(f"a loss trains fcn_je or fcn_s, not {variant!r}")
+
+    def add(fn: Callable[[Tensor, Tensor, Tensor | None], Tensor]) -> Callable:
+        if name in LOSSES:
+            raise ValueError(f"loss name {name!r} is already registered")
+        LOSSES[name] = Loss(name, variant, fn)
+        return fn
+
+    return add
+
+
+register_loss("cosine")(cosine_embedding_loss)  # the paper's
+register_loss("mse")(mse_embedding_loss)  # the paper's ablation
+register_loss("ce", "fcn_s")(lambda logits, labels, _: masked_cross_entropy(logits, labels))

@@ -12,10 +12,13 @@ by zss, with the nearest valid key).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from zss.models.backbones.registry import BACKBONES
+from zss.models.losses import LOSSES
 from zss.runtime.errors import ConfigError
 
 __all__ = ["KEY_TYPES", "KeyType", "check_config_types"]
@@ -32,7 +35,8 @@ class KeyType:
         nullable: whether ``null`` is allowed.
         minimum: the smallest number allowed (ints and floats), if any.
         below: a bound the number must stay under (floats), if any.
-        choices: the values allowed (strings), if only some are.
+        choices: the values allowed (strings), if only some are; or a function returning
+            them (a registry's names, read when the config is checked).
     """
 
     kind: str
@@ -40,7 +44,11 @@ class KeyType:
     nullable: bool = False
     minimum: float | None = None
     below: float | None = None
-    choices: tuple[str, ...] = ()
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
+
+    def allowed(self) -> tuple[str, ...]:
+        """The values allowed (:attr:`choices`, called when it is a function)."""
+        return self.choices() if callable(self.choices) else self.choices
 
 
 KEY_TYPES: dict[str, KeyType] = {
@@ -60,7 +68,8 @@ KEY_TYPES: dict[str, KeyType] = {
     "optimizer.lr": KeyType("float", "1e-5", minimum=0),
     "optimizer.bias_lr_factor": KeyType("float", "2.0", minimum=0),
     "model.variant": KeyType("str", "fcn_je", choices=("fcn_je", "fcn_s")),
-    "model.loss": KeyType("str", "cosine", choices=("cosine", "mse", "ce")),
+    "model.loss": KeyType("str", "cosine", choices=lambda: tuple(LOSSES)),
+    "model.backbone.name": KeyType("str", "fcn32s", choices=lambda: tuple(BACKBONES)),
     "model.embed_dim": KeyType("int", "20", nullable=True, minimum=1),
     "model.backbone.fc_width": KeyType("int", "4096", minimum=1),
     "model.channels_last": KeyType("bool", "false"),
@@ -111,8 +120,9 @@ def _problem(key: str, value: object, spec: KeyType) -> str | None:
             bound = (f">= {spec.minimum:g}" if spec.below is None else
                      f"in [{spec.minimum:g}, {spec.below:g})")
             return f"{key}: must be {bound} (e.g. {key}={spec.example}), got {value!r}"
-    if spec.choices and value not in spec.choices:
-        return f"{key}: must be one of {', '.join(spec.choices)}, got {value!r}"
+    allowed = spec.allowed()
+    if allowed and value not in allowed:
+        return f"{key}: must be one of {', '.join(allowed)}, got {value!r}"
     return None
 
 

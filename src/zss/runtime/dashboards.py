@@ -17,7 +17,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 
-from zss.evaluation.predictions_plot import TITLES, predict_test_images, tagged_name
+from zss.evaluation.predictions_plot import predict_test_images, tagged_name
+from zss.inference.variants import title
 
 SEENMASK_LABELS = {1: "seen", 0: "unseen"}
 
@@ -120,6 +121,6 @@ def overlays(module, dataset, count: int) -> list:
             masks["seenmask"] = {"mask_data": shown.seenmask[k].astype("int64"),
                                  "class_labels": SEENMASK_LABELS}
         caption = f"test image {index}: ground truth, " + ", ".join(
-            TITLES.get(v, v) for v in shown.preds) + (", seenmask" if shown.seenmask else "")
+            title(v) for v in shown.preds) + (", seenmask" if shown.seenmask else "")
         images.append(wandb.Image(shown.images[k], masks=masks, caption=caption))
     return images

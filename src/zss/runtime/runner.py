@@ -45,10 +45,11 @@ from zss.data.files import DataError
 from zss.data.protocols import Protocol
 from zss.data.splits import ClassSplit, SplitError, split_from_config
 from zss.evaluation.predictions_plot import save_test_predictions
-from zss.evaluation.reading import NAMES, explain, explain_gates, summary
+from zss.evaluation.reading import explain, explain_gates, summary
 from zss.evaluation.tables import format_table, table_csv
 from zss.evaluation.tradeoff_plot import save_tradeoff_png
 from zss.evaluation.tuning import OBJECTIVE, format_tuning, gates_for
+from zss.inference.variants import title
 from zss.models import load_pretrained, preprocessing_for_backbone
 from zss.runtime.checkpointing import (
     AtomicCheckpointIO,
@@ -554,7 +555,7 @@ def _test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list, out: Pa
     parts.append(f"Summary (percent; {split.name}, protocol {meta['protocol']}):\n"
                  f"{summary(scores, meta['protocol'])}")
     if tradeoff is not None:
-        points = {NAMES.get(v, v): (s["miou_unseen"], s["miou_seen"]) for v, s in scores.items()}
+        points = {title(v): (s["miou_unseen"], s["miou_seen"]) for v, s in scores.items()}
         meta["ausuc"]["png"] = str(save_tradeoff_png(
             tradeoff, points, out / "tradeoff.png", f"{split.name}, test '{cfg.data.test_set}'"))
         parts.append(f"Seen-unseen curve (test-set analysis): {meta['ausuc']['png']}")

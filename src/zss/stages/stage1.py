@@ -9,7 +9,7 @@ from zss.data.splits import IGNORE_INDEX
 from zss.data.transforms import same_size_parts
 from zss.evaluation.metrics import confusion_matrix_metric, segmentation_scores
 from zss.inference.nearest import cosine_scores, masked_argmax
-from zss.models.losses import cosine_embedding_loss, masked_cross_entropy, mse_embedding_loss
+from zss.models.losses import LOSSES
 from zss.stages.base import ZeroShotModule, make_optimizer
 
 
@@ -68,18 +68,18 @@ class Stage1Module(ZeroShotModule):
         super().__init__(split, backbone, embed_dim, class_embeddings, variant,
                          seenmask=False, optimizer=optimizer, embedding_source=embedding_source,
                          protocol=protocol)
-        allowed = {"fcn_je": ("cosine", "mse"), "fcn_s": ("ce",)}[variant]
+        allowed = [n for n, entry in LOSSES.items() if entry.variant == variant]
         if loss not in allowed:
             raise ValueError(f"model.loss='{loss}' does not fit variant '{variant}'; "
                              f"use one of {allowed}")
+        self.criterion = LOSSES[loss]
         self.val_matrix = confusion_matrix_metric(self.split.num_classes)
         self.val_loss = MeanMetric()
 
     def _loss(self, out: dict, labels: torch.Tensor) -> torch.Tensor:
-        if self.hparams.variant == "fcn_s":
-            return masked_cross_entropy(out["logits"], labels)
-        fn = cosine_embedding_loss if self.hparams.loss == "cosine" else mse_embedding_loss
-        return fn(out["embedding"], labels, self.class_embeddings)
+        if self.criterion.variant == "fcn_s":
+            return self.criterion.fn(out["logits"], labels, None)
+        return self.criterion.fn(out["embedding"], labels, self.class_embeddings)
 
     STAGE = "stage1"
 
