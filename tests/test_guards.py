@@ -9,7 +9,6 @@ import torch
 from hydra import compose, initialize_config_dir
 
 import zss.data.datamodule as datamodule
-import zss.stages.stage1 as stage1
 from zss.data.filters import LeakageError, check_no_leakage
 from zss.data.splits import split_from_config
 from zss.runtime.checkpointing import AtomicCheckpointIO, write_atomic
@@ -80,15 +79,17 @@ def test_guard_off_only_when_asked(monkeypatch, tmp_path, glove_cache):
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(monkeypatch, tmp_path,
                                                                    glove_cache):
+    from zss.models.losses import LOSSES, Loss
+
     calls = []
-    loss_fn = stage1.cosine_embedding_loss
+    loss_fn = LOSSES["cosine"].fn
 
     def nan_at_step_4(embedding, labels, class_embeddings):
         loss = loss_fn(embedding, labels, class_embeddings)
         calls.append(1)
         return loss * float("nan") if len(calls) == 4 else loss
 
-    monkeypatch.setattr(stage1, "cosine_embedding_loss", nan_at_step_4)
+    monkeypatch.setitem(LOSSES, "cosine", Loss("cosine", "fcn_je", nan_at_step_4))
     cfg = _cfg(tmp_path, glove_cache, "stages=[stage1]", "stage1.max_epochs=3")
     with pytest.raises(NonFiniteLossError) as err:
         train_and_test(cfg)
