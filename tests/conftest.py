@@ -58,9 +58,9 @@ def kill_after_stages() -> str:
     them ran (a run to resume after its stages)."""
     return """
 import os, runpy, signal
-import zss.runtime.runner as p
-def _tune_gates(*args, **kwargs):
+import zss.runtime.testing as t
+def tune_gates(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
-p._tune_gates = _tune_gates
+t.tune_gates = tune_gates
 runpy.run_module("zss.run", run_name="__main__", alter_sys=True)
 """

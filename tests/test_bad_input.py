@@ -326,14 +326,14 @@ def stage1_ckpt(tmp_path_factory, word_vectors_dir) -> Path:
     import torch
 
     from zss.embeddings import load_table
-    from zss.runtime.runner import _split_dict
+    from zss.runtime.setup import split_dict
     from zss.runtime.stage1_checkpoint import published_source
     from zss.stages import Stage1Module
 
     cfg = compose("+experiment=voc_17_2_2", *SMALL)
     table = "szn-original/pascal/norm_embed_arr_20.pkl"
     module = Stage1Module(
-        split=_split_dict(split_from_config(**cfg.split)),
+        split=split_dict(split_from_config(**cfg.split)),
         backbone=dict(name="small", width=8, fc_width=16, output_stride=8, weights=None),
         embed_dim=20, class_embeddings=torch.as_tensor(load_table(word_vectors_dir / table,
                                                                   VOC_CLASSES)),

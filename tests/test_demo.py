@@ -139,7 +139,7 @@ def test_szn_is_szn_ps_where_the_seenmask_is_right(demo):
         module.net.forward = constant_seenmask
         L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
                   enable_model_summary=False).test(module, datamodule=dm, verbose=False)
-        return {v: m.compute().clone() for v, m in module.evaluator.matrices.items()}
+        return {v: h.clone() for v, h in module.test_result.matrices.items()}
 
     seen, unseen = matrices(True), matrices(False)
     for hists, right in ((seen, ts), (unseen, ~ts)):

@@ -172,8 +172,8 @@ def test_a_trained_module_and_its_checkpoint_give_the_same_test_metrics(run_dir,
 
     def test(module):
         L.Trainer(**kw).test(module, datamodule=dm, verbose=False)
-        hists = {v: m.compute().clone() for v, m in module.evaluator.matrices.items()}
-        return module.test_results[0], hists
+        hists = {v: h.clone() for v, h in module.test_result.matrices.items()}
+        return module.test_result.scores, hists
 
     scores, hists = test(trained)
     again, hists_again = test(loaded)

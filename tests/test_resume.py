@@ -27,19 +27,19 @@ TINY = ["+experiment=demo", "model.backbone.dropout=0.5", "data.dataset.lengths.
 KILLER = '''
 import os, runpy, signal, sys
 import lightning as L
-import zss.runtime.runner as p
+import zss.runtime.fitting as p
 stage, k = os.environ["ZSS_TEST_KILL"].split(":")
 class Kill(L.Callback):
     def on_train_batch_end(self, trainer, *args):
         if trainer.global_step == int(k):
             os.kill(os.getpid(), signal.SIGKILL)
-make = p._trainer
+make = p.make_trainer
 def _trainer(cfg, name, loggers, max_epochs):
     trainer, ckpt = make(cfg, name, loggers, max_epochs)
     if name == stage:
         trainer.callbacks.insert(0, Kill())
     return trainer, ckpt
-p._trainer = _trainer
+p.make_trainer = _trainer
 runpy.run_module("zss.run", run_name="__main__", alter_sys=True)
 '''
 

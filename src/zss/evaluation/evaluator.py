@@ -11,6 +11,8 @@ stacking's γ (S = train_seen ∪ train_unseen against U, as Chao et al. define 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torchmetrics.aggregation import SumMetric
@@ -44,6 +46,38 @@ def curve_inputs(scores: torch.Tensor, split: ClassSplit) -> tuple[torch.Tensor,
     γ = 0 is FCN-JE."""
     seen = split.mask(split.seen).to(scores.device)
     return decision("szn_cs", scores, seen, ~seen)
+
+
+@dataclass
+class TestResult:
+    """What one evaluation of the test split gives (:meth:`ZeroShotEvaluator.result`), the
+    one object the run's files, printout and dashboards are written from
+    (:mod:`zss.evaluation.run_files`).
+
+    Attributes:
+        scores: ``{variant: {metric: value}}``, every reading (fractions in [0, 1], NaN where
+            undefined; :func:`zss.evaluation.metrics.zero_shot_scores`, the seenmask scores of
+            the gated variants).
+        table: per-class rows: ``class``, ``set`` and ``iou/<variant>`` per variant.
+        matrices: ``{variant: int64 (C, C)}`` dataset-level confusion matrices (rows = truth).
+        tradeoff: the seen–unseen curve and its AUSUC (:meth:`ZeroShotEvaluator.tradeoff`),
+            None without U classes.
+        images: test images counted, over all DDP ranks.
+    """
+
+    scores: dict[str, dict[str, float]]
+    table: list[dict[str, object]]
+    matrices: dict[str, torch.Tensor]
+    tradeoff: dict[str, object] | None
+    images: int
+
+    def metrics(self) -> dict[str, float]:
+        """The flat ``test/<variant>/<metric>`` keys of ``metrics.json`` (and the AUSUC as
+        ``test/fcn_je/ausuc``)."""
+        flat = {f"test/{v}/{k}": x for v, s in self.scores.items() for k, x in s.items()}
+        if self.tradeoff is not None:
+            flat["test/fcn_je/ausuc"] = self.tradeoff["ausuc"]
+        return flat
 
 
 class ZeroShotEvaluator(nn.Module):
@@ -117,6 +151,13 @@ class ZeroShotEvaluator(nn.Module):
             table.append({"class": name, "set": group,
                           **{f"iou/{v}": float(ious[v][i]) for v in self.variants}})
         return scores, table
+
+    def result(self) -> TestResult:
+        """Everything :meth:`compute` and :meth:`tradeoff` give, with the matrices and the
+        image count, as one :class:`TestResult` (collective under DDP: every rank calls it)."""
+        scores, table = self.compute()
+        return TestResult(scores, table, {v: m.compute() for v, m in self.matrices.items()},
+                          self.tradeoff(), self.num_images())
 
     def num_images(self) -> int:
         """Images counted since the last reset, summed over DDP ranks."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from zss.runtime.checkpointing import write_atomic
@@ -25,6 +26,12 @@ METRICS = "metrics.json"
 PATH_KEYS = ("root", "weights", "source", "path", "label_dir", "stage1_ckpt")
 """Keys (besides everything under ``paths`` and keys ending in ``_dir``) whose value is
 recorded as an absolute path when it names an existing file or folder."""
+
+
+def is_global_zero() -> bool:
+    """Whether this process is global rank 0, the one that writes the run's files (Lightning
+    sets the rank from the environment at import and from the strategy once it is set up)."""
+    return rank_zero_only.rank == 0
 
 
 def _absolute(value: str) -> str:

@@ -15,7 +15,7 @@ from torch import nn
 from zss.data.filters import check_no_leakage
 from zss.data.splits import ClassSplit
 from zss.data.transforms import normalize_batch, same_size_parts
-from zss.evaluation.evaluator import ZeroShotEvaluator, curve_inputs
+from zss.evaluation.evaluator import TestResult, ZeroShotEvaluator, curve_inputs
 from zss.inference.gates import GATES
 from zss.inference.variants import predict_variants, variant_scores
 from zss.models import SZNNet, build_backbone, preprocessing_for_backbone
@@ -125,6 +125,9 @@ class ZeroShotModule(L.LightningModule):
             seed, fraction: :meth:`zss.data.ZSSDataModule.heldout_record`), saved in its
             checkpoints so that a run continued from one validates and tunes on the same
             images; None when unknown (a checkpoint written before it was recorded).
+        test_result: the :class:`~zss.evaluation.evaluator.TestResult` of the last
+            ``trainer.test`` (every variant's scores, per-class table, confusion matrices,
+            seen–unseen curve, image count); None before one.
 
     Test variants: FCN-S alone for ``fcn_s``; otherwise FCN-JE, plus SZN (with the seenmask)
     and SZN-PS when the split has classes outside train_seen. On a split without them (e.g.
@@ -161,8 +164,7 @@ class ZeroShotModule(L.LightningModule):
         self.gates: dict[str, float] = {}
         self.test_variants = self._variants()
         self.evaluator = ZeroShotEvaluator(self.split, self.test_variants)
-        self.test_results: tuple[dict, list] | None = None
-        self.test_images: int | None = None
+        self.test_result: TestResult | None = None
         self.leakage_guard = True
         self.preprocessing = preprocessing_for_backbone(backbone)
         self.channels_last = False
@@ -279,8 +281,7 @@ class ZeroShotModule(L.LightningModule):
             self.evaluator.update(preds, part["label"], curve)
 
     def on_test_epoch_end(self) -> None:
-        scores, table = self.evaluator.compute()  # every rank: the sums are collective
-        self.test_results = (scores, table)
-        self.test_images = self.evaluator.num_images()
+        self.test_result = self.evaluator.result()  # every rank: the sums are collective
+        scores = self.test_result.scores
         flat = {f"test/{v}/{k}": val for v, s in scores.items() for k, val in s.items()}
         self.log_dict(flat, sync_dist=False)  # already summed across ranks by torchmetrics

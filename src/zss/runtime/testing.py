@@ -1,0 +1,82 @@
+"""The passes after training: the gates tuned on stage 2's held-out training images (never
+the test split), then the test pass over every variant, which gives one
+:class:`~zss.evaluation.evaluator.TestResult`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from zss.data.splits import ClassSplit
+from zss.evaluation.evaluator import TestResult
+from zss.evaluation.tuning import OBJECTIVE, gates_for
+from zss.runtime.console import progress_callbacks
+from zss.runtime.fitting import gpu_options
+from zss.runtime.launchers import cluster_plugins
+from zss.stages.gate_tuning import GateTuning
+
+log = logging.getLogger("zss")
+
+
+def tune_gates(cfg: DictConfig, module: L.LightningModule, dm, split: ClassSplit,
+                training: bool) -> dict[str, Any]:
+    """Tune every gate the model can use on stage 2's held-out training images
+    (:mod:`zss.evaluation.tuning`) and set them on ``module`` for the test; returns what
+    ``metrics.json`` records under ``gate_tuning`` (or why nothing was tuned)."""
+    if not split.train_unseen:
+        reason = (f"split '{split.name}' has no train_unseen class to stand in for the unseen "
+                  "ones, so the gate variants (szn_threshold, szn_cs, szn_maxcos) are skipped")
+    elif not training:
+        reason = ("this run trains nothing, so it has no held-out training images to tune "
+                  "on (the test split is never used for that); the gate variants are skipped")
+    elif not dm.ids("stage2_val"):
+        reason = "stage 2 has no held-out training image; the gate variants are skipped"
+    else:
+        reason = None
+    if reason:
+        log.info("gates: %s", reason)
+        return {"skipped": reason}
+    # the loader is built inside validate (tuner.val_dataloader), after DDP's process group
+    # exists, so the ranks share the images without padding in every path, e.g. a resume
+    # whose stages had all finished (no fit set the group up before)
+    tuner = GateTuning(module, gates_for(bool(module.hparams.seenmask)),
+                       data=dm.gate_tuning_dataloader)
+    progress, bar = progress_callbacks("test", cfg.trainer)  # (one pass, like the test)
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=progress,
+                          enable_progress_bar=bar, enable_checkpointing=False,
+                          plugins=cluster_plugins())
+    trainer.validate(tuner, verbose=False)
+    result = dict(tuner.result)
+    reference = result.pop("reference")
+    chosen = {g: r["value"] for g, r in result.items() if r["value"] is not None}
+    module.set_gates(chosen)
+    held_out = len(dm.ids("stage2_val"))
+    if tuner.images != held_out:  # e.g. trainer.limit_val_batches
+        log.warning("gates: tuned on %d of the %d held-out images (trainer.limit_val_batches="
+                    "%s)", tuner.images, held_out, cfg.trainer.get("limit_val_batches"))
+    tuning = {"objective": OBJECTIVE, "images": tuner.images,
+              "data": f"stage2_val: held-out images of '{dm.train_set}'", "gates": result,
+              "reference": reference}
+    untuned = {g: r["untuned"] for g, r in result.items() if r["value"] is None}
+    if untuned:  # not evaluated on the test split; metrics.json says why, per gate
+        tuning["untuned"] = untuned
+    log.info("gates tuned: %s", ", ".join(f"{g} {r['parameter']}={r['value']}"
+                                           for g, r in result.items()))
+    return tuning
+
+
+def test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list) -> TestResult:
+    """Evaluate every variant of ``module`` (the tuned gates included) on the test split, each
+    test image counted once (also under DDP); returns the module's
+    :class:`~zss.evaluation.evaluator.TestResult`."""
+    progress, bar = progress_callbacks("test", cfg.trainer)
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=progress,
+                          enable_progress_bar=bar, enable_checkpointing=False,
+                          plugins=cluster_plugins())
+    gpu_options(module, cfg)
+    trainer.test(module, datamodule=dm, verbose=False)
+    return module.test_result
