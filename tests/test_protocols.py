@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from zss.data import VOC20_CLASSES, VOC_CLASSES, VOCSegmentation
-from zss.data.protocols import ZS3_NAMES, ZS3_UNSEEN, Protocol, zs3_unseen
+from zss.data.protocols import ZS3_NAMES, Protocol
 from zss.data.splits import CONTEXT60_CLASSES, IGNORE_INDEX, split_from_config
 from zss.data.transforms import resize_label
 from zss.runtime.errors import ConfigError
@@ -187,31 +187,34 @@ def test_voc20_labels_are_voc_minus_one_with_background_void(voc_sample):
     np.testing.assert_array_equal(label, expected)
 
 
+def _zs3_split(short: str, k: int):
+    return OmegaConf.load(REPO / "conf" / "split" / f"zs3_{short}_k{k}.yaml")
+
+
 @pytest.mark.parametrize("class_set,short", [("voc", "voc"), ("context60", "context")])
 def test_zs3_splits_are_the_cumulative_lists(class_set, short):
+    """The split configs are the one copy of ZS3Net's unseen lists: each K adds to the one
+    before, train_unseen is car and horse, and the three sets cover the class set."""
     classes = VOC_CLASSES if class_set == "voc" else CONTEXT60_CLASSES
-    previous: set[str] = set()
+    previous: list[str] = []
     for k in KS:
-        split = OmegaConf.load(REPO / "conf" / "split" / f"zs3_{short}_k{k}.yaml")
-        assert split.classes == class_set and list(split.unseen) == list(zs3_unseen(class_set, k))
-        assert previous < set(split.unseen) and len(split.unseen) == k
+        split = _zs3_split(short, k)
+        assert split.classes == class_set and list(split.unseen)[:len(previous)] == previous
+        assert len(split.unseen) == k
         assert list(split.train_unseen) == ["car", "horse"]
         assert "background" in split.train_seen
         assert sorted([*split.train_seen, *split.train_unseen, *split.unseen]) == sorted(classes)
-        previous = set(split.unseen)
+        previous = list(split.unseen)
 
 
-@pytest.mark.parametrize("class_set,name", [("voc", "pascal_voc"),
-                                            ("context60", "pascal_context")])
-def test_zs3_lists_match_zs3nets_files(class_set, name, word_vectors_dir):
+@pytest.mark.parametrize("short,name", [("voc", "pascal_voc"), ("context", "pascal_context")])
+def test_zs3_lists_match_zs3nets_files(short, name, word_vectors_dir):
     path = word_vectors_dir / "zs3" / f"{name}_unseen_classes.txt"
     found = {}
     for line in path.read_text().splitlines():  # "4 unseen: cow,motorbike,airplane,sofa"
         k, names = line.split(" unseen:")
-        found[int(k)] = tuple(ZS3_NAMES.get(n.strip(), n.strip()) for n in names.split(","))
-    assert found == {k: zs3_unseen(class_set, k) for k in KS}
-    assert set(ZS3_UNSEEN[class_set]) <= set(VOC_CLASSES if class_set == "voc"
-                                             else CONTEXT60_CLASSES)
+        found[int(k)] = [ZS3_NAMES.get(n.strip(), n.strip()) for n in names.split(",")]
+    assert found == {k: list(_zs3_split(short, k).unseen) for k in KS}
 
 
 @pytest.mark.parametrize("experiment", [f"zs3_{d}_k{k}" for d in ("voc", "context")

@@ -11,7 +11,7 @@ recorded in ``metrics.json``):
   evaluation over every class of the split.
 - ``zs3`` (ZS3Net, Bucher et al., NeurIPS 2019; then JoEm, CSRL): VOC with 21 classes and
   PASCAL-Context with 60 (``context60``), background seen; K = 2 … 10 cumulative unseen
-  classes (:data:`ZS3_UNSEEN`); training images with any unseen pixel **dropped**. The image
+  classes (the split configs ``conf/split/zs3_*.yaml``, from ZS3Net's unseen lists); training images with any unseen pixel **dropped**. The image
   rule is the ``szn`` one: the protocols differ in their class sets and splits.
 - ``spnet`` (SPNet, Xian et al., CVPR 2019; then CaGNet, ZegFormer): VOC's 20 object classes
   (class set ``voc20``), 15 seen / 5 unseen; background **ignored** (void) in training and
@@ -36,7 +36,7 @@ import torch
 from zss.data.splits import IGNORE_INDEX, ClassSplit
 from zss.runtime.errors import ConfigError
 
-__all__ = ["PROTOCOLS", "Protocol", "ZS3_NAMES", "ZS3_UNSEEN", "zs3_unseen"]
+__all__ = ["PROTOCOLS", "Protocol", "ZS3_NAMES"]
 
 PROTOCOLS = ("szn", "zs3", "spnet")
 """The protocol names (``conf/protocol/<name>.yaml``)."""
@@ -45,30 +45,6 @@ RULES = {"unseen_training_images": ("drop", "void"), "background": ("seen", "ign
 ZS3_NAMES = {"airplane": "aeroplane", "tv": "tvmonitor", "potted plant": "pottedplant"}
 """ZS3Net's spellings of class names in its unseen lists (``pascal_voc_unseen_classes.txt``)
 that zss spells otherwise (VOC's names); every other name of both lists is zss's."""
-
-ZS3_UNSEEN: dict[str, tuple[str, ...]] = {
-    "voc": ("cow", "motorbike", "aeroplane", "sofa", "cat", "tvmonitor", "train", "bottle",
-            "chair", "pottedplant"),
-    "context60": ("cow", "motorbike", "sofa", "cat", "boat", "fence", "bird", "tvmonitor",
-                  "keyboard", "aeroplane"),
-}  # fmt: skip
-"""ZS3Net's unseen classes in zss's names, in its order: the first K are unseen in the K-class
-split (K = 2, 4, 6, 8, 10), so each split's U contains the previous one's. Source: ZS3Net
-(valeoai/ZS3), ``pascal_voc_unseen_classes.txt`` and ``pascal_context_unseen_classes.txt``,
-names mapped by :data:`ZS3_NAMES`."""
-
-
-def zs3_unseen(class_set: str, k: int) -> tuple[str, ...]:
-    """ZS3Net's K unseen classes of ``class_set`` (``"voc"`` or ``"context60"``).
-
-    Raises:
-        ValueError: an unknown class set or a K that is not 2, 4, 6, 8 or 10.
-    """
-    if class_set not in ZS3_UNSEEN or k not in (2, 4, 6, 8, 10):
-        raise ValueError(f"ZS3Net's splits are K = 2, 4, 6, 8, 10 unseen classes of "
-                         f"{sorted(ZS3_UNSEEN)}, got K = {k} of {class_set!r}")
-    return ZS3_UNSEEN[class_set][:k]
-
 
 @dataclass(frozen=True)
 class Protocol:
