@@ -27,9 +27,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from zss.runtime.checkpointing import holds_a_run
+from zss.runtime.command_line import check_command_line
 from zss.runtime.config_keys import check_config_keys
 from zss.runtime.config_types import check_config_types
-from zss.runtime.errors import user_error
+from zss.runtime.errors import ConfigError, user_error
 from zss.runtime.launchers import check_sweep_launch, claim_gpu, requeued_run
 from zss.runtime.objective import check_objective, objective_value
 from zss.runtime.run_record import run_status
@@ -163,6 +164,19 @@ def resume_arguments(argv: list[str]) -> list[str]:
             f"hydra.run.dir={run_dir}", "hydra.output_subdir=null", f"++resume={run_dir}"]
 
 
+def checked_arguments(argv: list[str]) -> list[str]:
+    """:func:`resume_arguments`, then (on rank 0) the command line's overrides checked by
+    :func:`zss.runtime.command_line.check_command_line` before Hydra composes them; a refusal
+    exits with status 2 and zss's one paragraph."""
+    argv = resume_arguments(argv)
+    if rank_zero_only.rank == 0:
+        try:
+            check_command_line(argv[1:])
+        except ConfigError as err:
+            _exit(2, str(err))
+    return argv
+
+
 if __name__ == "__main__":
-    sys.argv = resume_arguments(sys.argv)
+    sys.argv = checked_arguments(sys.argv)
     main()

@@ -108,6 +108,30 @@ def _unknown(cfg: DictConfig, known: dict[str, Any], prefix: str,
             found.append((f"{prefix}{key}", sorted(set(known) | params)))
 
 
+def unknown_key_message(key: str, valid: list[str]) -> str:
+    """One key's part of the error: the nearest valid key (when one is close) and the valid
+    keys at its place (up to 30)."""
+    parent, _, name = key.rpartition(".")
+    valid = [k for k in valid if k not in HYDRA_KEYS]
+    near = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    hint = f"did you mean '{parent + '.' if parent else ''}{near[0]}'? " if near else ""
+    where = f"under '{parent}'" if parent else "at the top level"
+    listed = ", ".join(valid) if len(valid) <= 30 else \
+        ", ".join(valid[:30]) + f", ... ({len(valid)} in all)"
+    return f"'{key}' ({hint}the keys {where}: {listed})"
+
+
+def keys_beside(key: str, conf_dir: Path = CONF_DIR) -> list[str]:
+    """The keys the config files define at the place of the dotted ``key`` (its siblings),
+    for a key that is not there; [] when a part of its path is not a mapping of the files."""
+    node: Any = known_keys(conf_dir)
+    for part in key.split(".")[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            return []
+    return sorted(node)
+
+
 def check_config_keys(cfg: DictConfig, conf_dir: Path = CONF_DIR) -> None:
     """Refuse keys of the composed ``cfg`` that zss does not read.
 
@@ -121,16 +145,7 @@ def check_config_keys(cfg: DictConfig, conf_dir: Path = CONF_DIR) -> None:
     _unknown(cfg, known_keys(conf_dir), "", found)
     if not found:
         return
-    lines = []
-    for key, valid in found:
-        parent, _, name = key.rpartition(".")
-        valid = [k for k in valid if k not in HYDRA_KEYS]
-        near = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
-        hint = f"did you mean '{parent + '.' if parent else ''}{near[0]}'? " if near else ""
-        where = f"under '{parent}'" if parent else "at the top level"
-        listed = ", ".join(valid) if len(valid) <= 30 else \
-            ", ".join(valid[:30]) + f", ... ({len(valid)} in all)"
-        lines.append(f"'{key}' ({hint}the keys {where}: {listed})")
+    lines = [unknown_key_message(key, valid) for key, valid in found]
     raise ConfigError(f"unknown config key{'s' if len(found) > 1 else ''} " + "; ".join(lines)
                       + ". zss does not read such a key, so its value would be silently "
                       "ignored; Hydra's `+key=value` adds a key to the config, it does not "
