@@ -37,8 +37,8 @@ def test_batch_size_does_not_change_the_confusion_matrix(voc_sample, tmp_path, b
         trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
                             limit_test_batches=8 // batch_size)  # the same 8 images
         trainer.test(module, datamodule=dm, verbose=False)
-        matrices.append({v: m.compute().clone() for v, m in module.evaluator.matrices.items()})
-        images.append(module.test_images)
+        matrices.append({v: h.clone() for v, h in module.test_result.matrices.items()})
+        images.append(module.test_result.images)
     assert images == [8, 8]
     sizes = {tuple(dm.test_dataloader().dataset[i]["label"].shape) for i in range(8)}
     assert len(sizes) > 1  # the batches of 4 were padded
