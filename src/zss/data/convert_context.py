@@ -28,7 +28,7 @@ from zss.data.datasets.context import (
     resolve_context_root,
     task_marker,
 )
-from zss.data.files import DataError, save_label_png
+from zss.data.files import DataError, data_errors_exit, save_label_png
 
 __all__ = ["convert_context", "main"]
 
@@ -82,11 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task", required=True, choices=CONTEXT_TASKS, help="the class set")
     parser.add_argument("--list", help="convert only the ids of this list file")
     args = parser.parse_args(argv)
-    try:
+    with data_errors_exit(parser):
         ids = read_id_list(Path(args.list)) if args.list else None
         counts = convert_context(args.src, args.dst, args.task, ids)
-    except DataError as err:
-        parser.exit(2, f"zss: error: {err}\n")
     print(f"{args.task}: {counts['written']} PNGs written, {counts['skipped']} skipped "
           f"(already in {args.dst})")
 

@@ -34,7 +34,7 @@ from PIL import Image
 from scipy.io import loadmat
 
 from zss.data.datasets.voc import resolve_voc_root
-from zss.data.files import DataError, save_label_png
+from zss.data.files import DataError, data_errors_exit, save_label_png
 
 __all__ = ["read_sbd_label", "convert_sbd", "main"]
 
@@ -135,10 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("sbd_root", help="folder holding SBD's dataset/cls/")
     parser.add_argument("voc_root", help="folder holding VOCdevkit/ (or VOC2012 itself)")
     args = parser.parse_args(argv)
-    try:
+    with data_errors_exit(parser):
         counts = convert_sbd(args.sbd_root, args.voc_root)
-    except DataError as err:
-        parser.exit(2, f"zss: error: {err}\n")
     print(f"sbd_train: {counts['sbd_train']} ids, train_aug: {counts['train_aug']} ids; "
           f"{counts['written']} PNGs written, {counts['kept']} already there")
 

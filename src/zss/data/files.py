@@ -4,8 +4,11 @@ message names the file and says how to fix it."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,16 @@ _CPP_PREFIX = re.compile(r"^\w+, \S+\.cpp:\d+, ")
 class DataError(UserInputError, ValueError):
     """Input data that cannot be used: missing files, wrong label format or values, image
     and label of different sizes. The message names the file and says how to fix it."""
+
+
+@contextlib.contextmanager
+def data_errors_exit(parser: argparse.ArgumentParser) -> Iterator[None]:
+    """For a converter's command line: a :class:`DataError` in the body ends the program
+    with ``zss: error: <message>`` and exit status 2, as ``python -m zss.run`` does."""
+    try:
+        yield
+    except DataError as err:
+        parser.exit(2, f"zss: error: {err}\n")
 
 
 def voc_colormap(n: int = 256) -> np.ndarray:

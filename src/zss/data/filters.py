@@ -46,38 +46,32 @@ def stage1_indices(presence: Presence, split: ClassSplit) -> list[int]:
             of images scanned.
     """
     allowed = set(split.train_seen_idx)
-    keep = [i for i, p in enumerate(presence) if p and set(p) <= allowed]
-    if not keep:
-        raise SplitError(
-            f"Split '{split.name}': no image for stage 1 among the {len(presence)} scanned — "
-            f"stage 1 needs images whose labels are all train_seen {list(split.train_seen)} "
-            f"(excluding any pixel of train_unseen {list(split.train_unseen)} or unseen "
-            f"{list(split.unseen)}). Use a training set that has such images, or move classes "
-            "into train_seen."
-        )
-    return keep
+    return _some(
+        [i for i, p in enumerate(presence) if p and set(p) <= allowed], presence, split, 1,
+        f"stage 1 needs images whose labels are all train_seen {list(split.train_seen)} "
+        f"(excluding any pixel of train_unseen {list(split.train_unseen)} or unseen "
+        f"{list(split.unseen)}). Use a training set that has such images, or move classes "
+        "into train_seen.")
 
 
 def stage2_indices(presence: Presence, split: ClassSplit) -> list[int]:
     """Images usable in stage 2: no pixel of an unseen (U) class; train_seen and
-    train_unseen pixels allowed. Images without any labelled pixel are skipped.
-
-    Returns:
-        Sorted image indices.
-
-    Raises:
-        SplitError: no image qualifies; names the split, the excluded classes and the number
-            of images scanned.
-    """
+    train_unseen pixels allowed. Images without any labelled pixel are skipped. Arguments,
+    result and error (naming the excluded classes) as :func:`stage1_indices`."""
     excluded = set(split.unseen_idx)
-    keep = [i for i, p in enumerate(presence) if p and not (set(p) & excluded)]
+    return _some(
+        [i for i, p in enumerate(presence) if p and not (set(p) & excluded)], presence, split,
+        2, f"stage 2 excludes every image with a pixel of unseen {list(split.unseen)} and "
+        f"needs pixels of train_seen {list(split.train_seen)} / train_unseen "
+        f"{list(split.train_unseen)}. Use a training set that has such images.")
+
+
+def _some(keep: list[int], presence: Presence, split: ClassSplit, stage: int,
+          rule: str) -> list[int]:
+    """``keep``, or the :class:`SplitError` of a stage filter that left no image."""
     if not keep:
-        raise SplitError(
-            f"Split '{split.name}': no image for stage 2 among the {len(presence)} scanned — "
-            f"stage 2 excludes every image with a pixel of unseen {list(split.unseen)} and "
-            f"needs pixels of train_seen {list(split.train_seen)} / train_unseen "
-            f"{list(split.train_unseen)}. Use a training set that has such images."
-        )
+        raise SplitError(f"Split '{split.name}': no image for stage {stage} among the "
+                         f"{len(presence)} scanned — {rule}")
     return keep
 
 
