@@ -1,8 +1,9 @@
 """A PNG grid of test predictions: one row per image, columns image | ground truth | FCN-JE |
 SZN | SZN-PS | seenmask (the variants the model has), and a colour legend naming the classes.
 
-Classes are drawn in the PASCAL VOC colours (:func:`zss.data.voc_colormap`); the legend tags
-train_unseen classes ``(TU)`` and unseen (test-only) classes ``(U)``. The seenmask column
+Classes are drawn in colours chosen to be told apart (:func:`class_palette`: background black,
+then Sasha Trubetskoy's 20 distinct colours, then matplotlib's tab20b and tab20c); the legend
+tags train_unseen classes ``(TU)`` and unseen (test-only) classes ``(U)``. The seenmask column
 shows SZN's per-pixel decision: "seen" (train_seen branch) or "unseen" (the train_unseen ∪ U
 branch).
 """
@@ -17,14 +18,38 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from zss.data.datasets.voc import voc_colormap
 from zss.data.splits import IGNORE_INDEX, ClassSplit
 from zss.inference.gates import GATES
 from zss.inference.variants import predict_variants, title, variant_scores
 
-__all__ = ["ImagePredictions", "predict_test_images", "prediction_grid", "save_test_predictions"]
+__all__ = ["ImagePredictions", "class_palette", "predict_test_images", "prediction_grid",
+           "save_test_predictions"]
 
 SEENMASK_COLOURS = {"seen": (70, 70, 70), "unseen": (255, 160, 0)}
+DISTINCT_COLOURS = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#42d4f4",
+                    "#f032e6", "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8",
+                    "#800000", "#aaffc3", "#808000", "#ffd8b1", "#000075", "#a9a9a9")
+"""Sasha Trubetskoy, "List of 20 Simple, Distinct Colors" (sashamaps.net/docs/resources/
+20-colors), in the order given there (most distinct first)."""
+VOID_COLOUR = (255, 255, 255)
+
+
+def class_palette(class_names: Sequence[str]) -> np.ndarray:
+    """uint8 (256, 3) RGB colours by label value: ``background`` black, the other classes in
+    order :data:`DISTINCT_COLOURS`, then matplotlib's ``tab20b`` and ``tab20c`` (60 colours
+    in all before they repeat); void (255) white. (VOC's own colour map gives several
+    classes nearly the same dark red or green.)"""
+    from matplotlib import colormaps
+
+    extra = [tuple(int(255 * x) for x in colormaps[name](i)[:3])
+             for name in ("tab20b", "tab20c") for i in range(20)]
+    colours = [tuple(int(h[i:i + 2], 16) for i in (1, 3, 5)) for h in DISTINCT_COLOURS] + extra
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    objects = iter(colours * (1 + len(class_names) // len(colours)))
+    for i, name in enumerate(class_names[:255]):
+        palette[i] = (0, 0, 0) if name == "background" else next(objects)
+    palette[IGNORE_INDEX] = VOID_COLOUR
+    return palette
 _PAD, _TITLE_H = 4, 20
 
 
@@ -49,7 +74,7 @@ def prediction_grid(images: Sequence[np.ndarray], labels: Sequence[np.ndarray],
 
     Args:
         images: N uint8 RGB arrays (H, W, 3).
-        labels: N int arrays (H, W), class indices, 255 = void (drawn in VOC's void colour).
+        labels: N int arrays (H, W), class indices, 255 = void (drawn white).
         preds: variant name -> N int arrays (H, W); columns in this order.
         seenmask: N arrays (H, W), 1 = seen, 0 = unseen, or None for no seenmask column.
         split: the class split (names and sets for the legend).
@@ -58,7 +83,7 @@ def prediction_grid(images: Sequence[np.ndarray], labels: Sequence[np.ndarray],
     Returns:
         an RGB ``PIL.Image``.
     """
-    cmap = voc_colormap()
+    cmap = class_palette(split.class_names)
     columns = ["image", "ground truth", *(title(v) for v in preds)]
     if seenmask is not None:
         columns.append("seenmask")
