@@ -10,7 +10,13 @@ from zss.embeddings.published import (
     load_published_table,
     locate_published_table,
 )
-from zss.embeddings.sources import SourceUnavailableError, load_keyed_vectors
+from zss.embeddings.sources import (
+    SOURCES,
+    SourceUnavailableError,
+    WordVectorSource,
+    load_keyed_vectors,
+    register_source,
+)
 from zss.embeddings.tables import load_table
 from zss.runtime.errors import EmbeddingError
 
@@ -21,6 +27,7 @@ __all__ = [
     "MissingWordError",
     "PUBLISHED",
     "PublishedTableError",
+    "SOURCES",
     "SourceUnavailableError",
     "build_class_embeddings",
     "class_vectors",
@@ -31,4 +38,6 @@ __all__ = [
     "load_table",
     "locate_published_table",
     "normalise",
+    "register_source",
+    "WordVectorSource",
 ]

