@@ -1,14 +1,15 @@
 """Refuse config keys that zss does not read, with the nearest valid key.
 
-Hydra rejects ``model.embed_dims=50`` (no such key) but suggests ``+model.embed_dims=50``,
-which then composes and is silently ignored: the run trains with the default j. After
-composition, :func:`check_config_keys` compares every key of the config with the keys zss's
+``+model.embed_dims=50`` composes in Hydra (a '+' adds a key) and would be silently ignored:
+the run would train with the default j. After composition, :func:`check_config_keys`
+compares every key of the config with the keys zss's
 own config files define (``conf/``: the primary config, every option of every group, the
 experiment and debug files, at the package each one is placed in), plus, under a node that
 names a ``_target_``, the parameters of that class or function (so
 ``+trainer.limit_train_batches=10`` or ``+optimizer.weight_decay=1e-4`` are accepted). Below a
 key whose value in the files is not a mapping with keys (e.g. ``embedding.extra_words: {}``),
-anything is accepted.
+anything is accepted. (``model.embed_dims=50`` without '+' Hydra itself cannot compose:
+:mod:`zss.runtime.command_line` turns its refusal into the same message, before Hydra runs.)
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ The configs under ``conf/`` are plain YAML, so Hydra accepts ``stage1.max_epochs
 run would fail much later, deep in Lightning or PyTorch, with a traceback that names no key.
 :func:`check_config_types` checks the keys of :data:`KEY_TYPES` in the composed config (the
 command line, experiment files and defaults together) and names every key whose value has
-the wrong type, is out of range or is none of the values allowed. An unknown key is refused
-by :mod:`zss.runtime.config_keys` (``model.embed_dims=50`` by Hydra itself, ``+model.embed_dims=50``
-by zss, with the nearest valid key).
+the wrong type, is out of range or is none of the values allowed (the choices of
+``model.loss`` and ``model.backbone.name`` are their registries' names). An unknown key is
+refused by :mod:`zss.runtime.config_keys`, with the nearest valid key.
 """
 
 from __future__ import annotations
