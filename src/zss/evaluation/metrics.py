@@ -115,7 +115,7 @@ def zero_shot_scores(hist: torch.Tensor, split: ClassSplit) -> dict[str, float]:
 
     Three readings of one dataset-level confusion matrix, each labelled by its keys:
 
-    - **standard** (ZS3Net, SPNet and later papers): per-class IoU of the full matrix;
+    - **standard** (SPNet, CaGNet and later papers): per-class IoU of the full matrix;
       ``miou_seen`` is the mean over S = train_seen ∪ train_unseen, ``miou_unseen`` over U,
       plus ``miou_train_seen``, ``miou_train_unseen`` and ``hiou`` (harmonic mean of
       ``miou_seen`` and ``miou_unseen``); means over the classes whose IoU is defined (NaN for

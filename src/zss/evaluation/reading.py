@@ -33,8 +33,9 @@ PAPER_COLUMNS = (("paper/seen/pixel_acc", "S pix"), ("paper/seen/mean_acc", "S m
                  ("paper/unseen/miou", "U mIoU"), ("paper/unseen/fwiou", "U fwIoU"),
                  ("paper/hiou", "hIoU"))
 READINGS = {
-    "standard": "standard reading (per-class IoU of the full confusion matrix; S = "
-                "train_seen ∪ train_unseen, U = unseen; ZS3Net, SPNet and later papers)",
+    "standard": "standard reading (per-class IoU of the full confusion matrix, means over "
+                "S = train_seen ∪ train_unseen and over U = unseen, absent classes left out: "
+                "SPNet, CaGNet and later papers)",
     "zs3": "ZS3Net's reading (its Evaluator: a class absent from the test split and never "
            "predicted counts 0 in every mean)",
     "paper": "the original SZN code's reading (the thesis's tables: utils.label_accuracy_score"

@@ -64,8 +64,9 @@ def tune_gates(cfg: DictConfig, module: L.LightningModule, dm, split: ClassSplit
     untuned = {g: r["untuned"] for g, r in result.items() if r["value"] is None}
     if untuned:  # not evaluated on the test split; metrics.json says why, per gate
         tuning["untuned"] = untuned
-    log.info("gates tuned: %s", ", ".join(f"{g} {r['parameter']}={r['value']}"
-                                           for g, r in result.items()))
+    log.info("gates: %s", ", ".join(
+        f"{g} {r['parameter']}={r['value']:.4g} (tuned)" if r["value"] is not None
+        else f"{g} untuned" for g, r in result.items()))
     return tuning
 
 
