@@ -1,6 +1,6 @@
 """Issue 12: the loader delivers uint8 images and labels; the stage modules normalise them on
-the device with their own backbone's preprocessing (a checkpoint's, DESIGN §3), in a real
-Trainer.fit; channels_last and the GPU trainer config on a CPU."""
+the device with their own backbone's preprocessing (a checkpoint's: docs/method.md,
+"Recipes"), in a real Trainer.fit; channels_last and the GPU trainer config on a CPU."""
 
 from __future__ import annotations
 

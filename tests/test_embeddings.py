@@ -194,7 +194,7 @@ def test_build_dimension_errors(toy_txt):
 
 def test_build_refuses_a_pca_vocabulary_far_below_pca_vocab(word_vectors_dir, toy_txt):
     # the published 69-word file holds only the class words: a PCA fitted on it would be
-    # fitted on the class vectors, the unseen ones included (DESIGN §3)
+    # fitted on the class vectors, the unseen ones included (docs/embeddings.md)
     small = word_vectors_dir / "glove6B50d_classwords.w2v.txt"
     with pytest.raises(ValueError, match=r"only 69 words.*allow_small_pca_vocab=true"):
         build_class_embeddings(VOC_CLASSES, small, dim=20)

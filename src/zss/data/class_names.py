@@ -1,4 +1,4 @@
-"""The class lists of the datasets zss knows, by name, in label-index order (DESIGN §1).
+"""The class lists of the datasets zss knows, by name, in label-index order (docs/data.md).
 
 Plain data without imports, so that what needs only the names (the published class-embedding
 tables, ``zss.embeddings``) does not import torch with ``zss.data``; ``zss.data.splits``

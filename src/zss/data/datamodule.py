@@ -1,4 +1,5 @@
-"""The Lightning DataModule of both training stages (DESIGN §1-2).
+"""The Lightning DataModule of both training stages (docs/method.md, "Stage 1: the embedding"
+and "Stage 2: the seenmask").
 
 Training images (``train_set``) are filtered per stage with the leakage guards of
 :mod:`zss.data.filters`, and one held-out part of them is kept for validation and
@@ -22,7 +23,7 @@ image that shows a class its stage may not see: dropped by the stage filters (``
 Under DDP, validation and test shard their images without padding
 (:class:`~lightning.pytorch.overrides.distributed.UnrepeatedDistributedSampler`): Lightning's
 default ``DistributedSampler`` repeats images to fill the last round, which would count them
-twice in a dataset-level confusion matrix (DESIGN §2).
+twice in a dataset-level confusion matrix (docs/evaluation.md, "Metrics").
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ class ZSSDataModule(L.LightningDataModule):
 
     Batches hold uint8 images and labels (padded, with each image's ``size`` and ``box``):
     the stage modules normalise them on the device with their backbone's preprocessing
-    (:func:`zss.data.transforms.normalize_batch`, DESIGN §3).
+    (:func:`zss.data.transforms.normalize_batch`; docs/method.md, "Recipes").
         train_set, test_set: image-set names passed to ``dataset``.
         holdout_fraction: share of the training images held out for validation, in [0, 1).
         batch_size, eval_batch_size: batch sizes of training and of val/test; batches of

@@ -1,4 +1,5 @@
-"""Zero-shot leakage guards: which training images each stage may use (DESIGN §1, §7).
+"""Zero-shot leakage guards: which training images each stage may use (docs/running.md, "The
+leakage guard").
 
 - Stage 1 trains the embedding on images whose labelled pixels are **all** train_seen.
 - Stage 2 trains the seenmask on images with **no** pixel of U (the test-only unseen classes);
@@ -76,7 +77,7 @@ def _some(keep: list[int], presence: Presence, split: ClassSplit, stage: int,
 
 
 def seenmask_target(label: torch.Tensor, split: ClassSplit) -> torch.Tensor:
-    """Stage-2 target of the seenmask head (DESIGN §1).
+    """Stage-2 target of the seenmask head (docs/method.md, "Stage 2: the seenmask").
 
     Args:
         label: integer tensor (..., H, W), class indices and 255 (void).
@@ -116,7 +117,7 @@ def seenmask_target(label: torch.Tensor, split: ClassSplit) -> torch.Tensor:
 def holdout_split(indices: Sequence[int], fraction: float,
                   seed: int) -> tuple[list[int], list[int]]:
     """Deterministically split training images into a training part and a held-out part
-    (for checkpoint selection on training images, never the test split — DESIGN §2).
+    (for checkpoint selection on training images, never the test split).
 
     Args:
         indices: the filtered training-image indices.

@@ -1,4 +1,5 @@
-"""Class lists and zero-shot class splits, given by class **names** (DESIGN §1-2).
+"""Class lists and zero-shot class splits, given by class **names** (docs/method.md, "The
+problem and the split").
 
 A split partitions a dataset's class list into three disjoint sets:
 

@@ -3,7 +3,7 @@ the device.
 
 Every transform is a callable ``(image, label) -> (image, label, box)`` with image uint8
 (3, H, W) RGB and label integer (H, W) in, and image uint8 (3, h, w), label uint8 (h, w) and
-``box`` int64 (4,) out (DESIGN §2: 255 = void). Geometry is applied to all three with the same
+``box`` int64 (4,) out (255 = void). Geometry is applied to all three with the same
 parameters (``tv_tensors.Image`` / ``Mask`` / ``BoundingBoxes`` through
 ``torchvision.transforms.v2``); images are resized bilinearly with antialiasing, labels by
 nearest neighbour, so labels never get new values. ``box`` = (x1, y1, x2, y2), ends
@@ -12,7 +12,7 @@ larger than the scaled image).
 
 Images stay uint8 through the loader (a quarter of float32's bytes to make, copy and send
 between processes) and labels uint8 (an eighth of int64's). The normalisation, which depends
-on the backbone weights (torchvision RGB mean/std vs Caffe BGR mean, DESIGN §3), runs on the
+on the backbone weights (torchvision RGB mean/std vs Caffe BGR mean, docs/method.md), runs on the
 device after the batch transfer: :func:`normalize_batch`, called by the stage modules'
 ``on_after_batch_transfer``. Padded image pixels are 0 in the network's input space (the mean
 colour for mean-subtracted inputs), padded label pixels 255, as when the images were
@@ -278,7 +278,7 @@ def normalize_batch(batch: dict, normalize: Normalize) -> dict:
     """A collated batch as the network and the losses take it, on the batch's device.
 
     The image is normalised (``normalize``: the preprocessing of the backbone's weights,
-    DESIGN §3) and every pixel outside its image's ``box`` (padding by a crop) or beyond its
+    docs/method.md) and every pixel outside its image's ``box`` (padding by a crop) or beyond its
     ``size`` (padding by :func:`pad_collate`) set to +0.0, exactly as when the images were
     normalised on the CPU before padding; label and seenmask become int64. The elementwise
     operations are those :class:`zss.models.Preprocessing` runs on the CPU, so the result is

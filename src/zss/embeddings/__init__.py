@@ -1,5 +1,5 @@
 """Class embeddings: word-vector sources (gensim), class name -> words, PCA, normalisation,
-a disk cache, and published tables (DESIGN §1 step 2, §3 "PCA" and "Multi-word class names")."""
+a disk cache, and published tables (docs/embeddings.md)."""
 
 from zss.embeddings.build import build_class_embeddings, fit_pca, normalise
 from zss.embeddings.classwords import CLASS_WORDS, MissingWordError, class_vectors

@@ -1,5 +1,5 @@
 """Class embeddings from word vectors: class vectors -> PCA to j -> normalise (paper §3.2 of
-"Zero-Shot Semantic Segmentation via Seenmask"; DESIGN §1 and §3 "PCA"), with a disk cache."""
+Doshi, "Zero-Shot Semantic Segmentation", 2018; docs/embeddings.md), with a disk cache."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def fit_pca(vectors: KeyedVectors | Iterable[np.ndarray], dim: int,
             vocab_size: int) -> PCAProjection:
     """Fit a PCA to ``dim`` components on the first ``vocab_size`` word vectors.
 
-    DESIGN §3: the PCA is fitted on a large vocabulary (word2vec files list the most frequent
+    The recipe: the PCA is fitted on a large vocabulary (word2vec files list the most frequent
     words first), never on the class vectors alone — 21 vectors cannot give 50 components,
     and fitting on the test classes would use their vectors in training.
 
@@ -202,7 +202,7 @@ def build_class_embeddings(
 ) -> np.ndarray:
     """Class embeddings as the paper builds them: word2vec -> PCA to j -> max-norm.
 
-    Recipe (paper; DESIGN §1 step 2 and §3): the class vectors (:func:`class_vectors`, the
+    Recipe (paper; docs/embeddings.md): the class vectors (:func:`class_vectors`, the
     mean of a multi-word name's word vectors) are projected with a PCA fitted on the first
     ``pca_vocab`` words of the model (:func:`fit_pca`) when ``dim`` < D, kept as they are when
     ``dim`` == D, then normalised (:func:`normalise`).
@@ -235,7 +235,7 @@ def build_class_embeddings(
         allow_small_pca_vocab: fit the PCA even when the source holds fewer than
             ``SMALL_PCA_VOCAB * pca_vocab`` words (e.g. a file of the class words alone,
             where the PCA would be fitted on the class vectors, unseen ones included:
-            DESIGN §3). Off by default: such a source is an error.
+            docs/embeddings.md). Off by default: such a source is an error.
 
     Returns:
         float32 (C, dim); with ``"max_norm"`` the largest row norm is 1.

@@ -1,5 +1,5 @@
-"""Class name -> the words looked up in a word-vector model (DESIGN §3, "Multi-word class
-names").
+"""Class name -> the words looked up in a word-vector model (docs/embeddings.md, "The
+recipe").
 
 Dataset class names glue words together (``pottedplant``, ``diningtable``, ``tvmonitor``);
 word-vector models hold the separate words. :data:`CLASS_WORDS` states, for every PASCAL VOC

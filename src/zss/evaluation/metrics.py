@@ -1,4 +1,4 @@
-"""Dataset-level segmentation metrics for zero-shot evaluation (DESIGN §2).
+"""Dataset-level segmentation metrics for zero-shot evaluation (docs/evaluation.md, "Metrics").
 
 One confusion matrix (rows = ground truth, columns = prediction) is summed over the whole
 split with torchmetrics' ``MulticlassConfusionMatrix`` (void counted as an extra class and

@@ -5,7 +5,8 @@ held-out images of stage 2 (:meth:`zss.data.ZSSDataModule.gate_tuning_dataloader
 images never trained on by stage 2, with no U pixel — checked on every item), with
 **train_unseen standing in for the unseen classes**: the seen branch is train_seen, the
 unseen branch train_unseen alone (U is not a candidate, and no U pixel is there), which is
-the role the paper gives the train_unseen classes (DESIGN §5a).
+the role the paper gives the train_unseen classes (docs/evaluation.md, "Gates tuned without
+unseen data").
 
 Objective: the harmonic mean of ``miou_train_seen`` and ``miou_train_unseen`` on those images
 (the hIoU of the stand-in split), computed from dataset-level confusion matrices

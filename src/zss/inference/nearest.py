@@ -1,4 +1,5 @@
-"""Nearest-embedding inference for FCN-JE, SZN and SZN-PS (DESIGN §1, §3). Pure functions.
+"""Nearest-embedding inference for FCN-JE, SZN and SZN-PS (docs/method.md, "Test time: the
+variants" and "Recipes"). Pure functions.
 
 Seenmask convention: channel 1 = "seen" (train_seen), channel 0 = "unseen".
 """
@@ -73,7 +74,7 @@ def _check_candidates(candidates: Tensor, num_classes: int, name: str = "candida
 
 
 def masked_argmax(scores: Tensor, candidates: Tensor) -> Tensor:
-    """Per-pixel argmax restricted to a candidate set (DESIGN §3).
+    """Per-pixel argmax restricted to a candidate set (docs/method.md, "Recipes").
 
     Equivalent to setting the non-candidates' scores to −inf before the argmax, but done by
     selecting the candidate channels, so a non-candidate can never win — not even with NaN or

@@ -1,6 +1,7 @@
 """Per-pixel heads: 1×1 conv on the backbone features, frozen bilinear upsampling, crop.
 
-FCN-32s ``score_fr`` + ``upscore`` + ``crop`` (Long et al.; DESIGN §1, §3). Used for the
+FCN-32s ``score_fr`` + ``upscore`` + ``crop`` (Long et al.; docs/method.md, "The network" and
+"Recipes"). Used for the
 embedding head (j channels), the seenmask head (2) and the FCN-S softmax head (C).
 """
 

@@ -1,4 +1,5 @@
-"""SZNNet: a backbone plus the per-pixel heads of FCN-S, FCN-JE and SZN (DESIGN §1)."""
+"""SZNNet: a backbone plus the per-pixel heads of FCN-S, FCN-JE and SZN (docs/method.md, "The
+network")."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ class SZNNet(nn.Module):
     zero-initialised like FCN's ``score_fr``; the embedding head keeps PyTorch's default init
     (the cosine loss needs non-zero vectors).
 
-    Stage 2 (DESIGN §1) runs the frozen backbone in eval mode under ``torch.no_grad()`` and
+    Stage 2 (docs/method.md, "Stage 2: the seenmask") runs the frozen backbone under
+    ``torch.no_grad()`` (its dropout active unless ``stage2.dropout=false``) and
     trains only the seenmask head: ``model.seenmask_logits(model.backbone(x), x.shape[-2:])``.
 
     Args:

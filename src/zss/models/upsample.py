@@ -1,4 +1,4 @@
-"""Frozen bilinear upsampling by a transposed convolution (FCN recipe, DESIGN §3).
+"""Frozen bilinear upsampling by a transposed convolution (FCN recipe; docs/method.md, "Recipes").
 
 The ×32 upsampling of FCN-32s (Long et al., "Fully Convolutional Networks for Semantic
 Segmentation") is a ``ConvTranspose2d(c, c, 64, stride=32, bias=False)`` whose kernel is a
@@ -192,7 +192,7 @@ class Upsample32(BilinearUpsample):
 
     Source: Long et al. FCN-32s (Caffe ``voc-fcn32s/net.py``: ``Deconvolution`` kernel 64,
     stride 32, no bias, ``crop(n.upscore, n.data)`` -> offset 19; weights from ``surgery.interp``),
-    as in wkentaro/pytorch-fcn ``FCN32s``. DESIGN §3.
+    as in wkentaro/pytorch-fcn ``FCN32s``.
 
     Args:
         channels: channels ``C`` of the input and the output.

@@ -5,7 +5,7 @@ a multi-GPU machine its own GPU.
 
 - :func:`check_sweep_launch`: Lightning's DDP starts ranks 1..N-1 by re-running the command
   line (``_SubprocessScriptLauncher``); under ``-m`` that command is the whole sweep, so every
-  rank would launch every job (DESIGN §7). Refused for the local launchers (basic, joblib,
+  rank would launch every job (docs/clusters.md). Refused for the local launchers (basic, joblib,
   submitit_local); under SLURM each rank is a SLURM task instead (``tasks_per_node`` =
   ``trainer.devices``), which nothing relaunches.
 - :func:`cluster_plugins`: requeueing has one owner, submitit (its signal handler

@@ -2,7 +2,7 @@
 that contradicts it.
 
 What a checkpoint was trained with travels in its hyper-parameters: the split, j, the
-backbone and its weight source (which fixes the input preprocessing, DESIGN §3), and the
+backbone and its weight source (which fixes the input preprocessing, docs/method.md), and the
 source of its class embeddings (its vectors are a buffer of the checkpoint). A run that
 continues from it uses all of these from the checkpoint, never from the config; a config
 that says otherwise is an error naming every difference, so that no run silently evaluates

@@ -22,7 +22,7 @@ from zss.models import SZNNet, build_backbone, preprocessing_for_backbone
 from zss.runtime.checkpointing import LastCheckpoint
 from zss.runtime.errors import UserInputError
 
-# the modules normalise every batch after its transfer (DESIGN §3); Lightning warns that the
+# the modules normalise every batch after its transfer (docs/method.md); Lightning warns that the
 # module's hook is used rather than the data module's, which has none: nothing to act on
 warnings.filterwarnings("ignore", message="You have overridden `on_after_batch_transfer`",
                         category=UserWarning)

@@ -45,7 +45,8 @@ def epochs_within_image_budget(max_epochs: int, num_train_images: int,
 
 
 class Stage1Module(ZeroShotModule):
-    """Trains backbone + head on images whose labels are all train_seen (DESIGN §1).
+    """Trains backbone + head on images whose labels are all train_seen (docs/method.md,
+    "Stage 1: the embedding").
 
     Loss (``loss``): ``"cosine"`` (1 − cos(v, s_label), the paper), ``"mse"`` (ablation) for
     FCN-JE; ``"ce"`` for FCN-S. Every loss is a mean over the valid pixels of the batch.

@@ -1,4 +1,5 @@
-"""Stage 2: the seenmask head on the frozen stage-1 network (DESIGN §1)."""
+"""Stage 2: the seenmask head on the frozen stage-1 network (docs/method.md, "Stage 2: the
+seenmask")."""
 
 from __future__ import annotations
 

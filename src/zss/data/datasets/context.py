@@ -1,5 +1,5 @@
 """PASCAL-Context (Mottaghi et al., CVPR 2014) segmentation, with its class set chosen by name
-(DESIGN §2, §4).
+(docs/data.md, "PASCAL-Context").
 
 Layout on disk (the VOC2010 images, the official ``trainval.tar.gz`` label maps and their
 ``labels.txt``; the layout of the shared ``pascal-context-sample``)::

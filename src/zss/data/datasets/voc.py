@@ -1,4 +1,4 @@
-"""PASCAL VOC 2012 segmentation dataset (DESIGN §4).
+"""PASCAL VOC 2012 segmentation dataset (docs/data.md, "PASCAL VOC 2012").
 
 Layout on disk (the official ``VOCtrainval`` tar, or the SBD-augmented ``train_aug`` set
 converted to the same layout)::

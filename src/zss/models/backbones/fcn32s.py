@@ -29,7 +29,7 @@ from zss.models.backbones.vgg16_weights import (
 
 
 class FCN32sBackbone(nn.Module):
-    """VGG16 conv1_1 ... fc7 of FCN-32s (DESIGN §3).
+    """VGG16 conv1_1 ... fc7 of FCN-32s (the recipe in the module docstring).
 
     Args:
         fc_width: channels of fc6/fc7 (4096 in VGG16; smaller only with random init, for tests).

@@ -15,7 +15,7 @@ __all__ = ["CAFFE_PREPROCESSING", "IMAGENET_PREPROCESSING", "Preprocessing"]
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Image normalisation matching a weight source (DESIGN §3).
+    """Image normalisation matching a weight source (docs/method.md, "Recipes").
 
     ``out = (x[order] * scale - mean) / std`` per channel, with ``order`` = BGR if ``bgr``.
 
