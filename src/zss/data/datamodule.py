@@ -428,7 +428,7 @@ class ZSSDataModule(L.LightningDataModule):
         stage 2 sees them: under a ``void`` protocol (spnet) their U pixels are 255.
 
         Under DDP, build it once the process group exists (inside ``trainer.validate``, as
-        :meth:`zss.evaluation.tuning.GateTuning.val_dataloader` does): only then does it shard
+        :meth:`zss.stages.gate_tuning.GateTuning.val_dataloader` does): only then does it shard
         the images without padding; built before, it has no sampler and Lightning gives it
         a padding ``DistributedSampler`` that evaluates some images twice."""
         self._setup_train()

@@ -149,7 +149,7 @@ def branches(scores: Tensor, seen: Tensor, unseen: Tensor) -> tuple[Tensor, Tens
     """The two candidates of every pixel.
 
     Args:
-        scores: float (N, C, H, W), e.g. :func:`zss.models.cosine_scores`.
+        scores: float (N, C, H, W), e.g. :func:`zss.inference.nearest.cosine_scores`.
         seen: bool (C,), the seen branch's classes (train_seen).
         unseen: bool (C,), the unseen branch's classes (train_unseen, plus U at test).
 
@@ -199,7 +199,7 @@ def take_branch(z: Tensor, tie_seen: Tensor, theta: float, a: Tensor, b: Tensor)
 
 def seenmask(scores: Tensor, seenmask_logits: Tensor, seen: Tensor, unseen: Tensor) -> Tensor:
     """The paper's gate (SZN): the seenmask head's argmax (a tie counts as unseen).
-    Shapes as :func:`zss.models.predict_szn`, which it is."""
+    Shapes as :func:`zss.inference.nearest.predict_szn`, which it is."""
     return predict_szn(scores, seenmask_logits, seen, unseen)
 
 

@@ -13,7 +13,7 @@ class SZNNet(nn.Module):
 
     Each head is a :class:`~zss.models.heads.PixelHead` built for the backbone
     (``PixelHead.for_backbone``: the FCN-32s ×32 deconvolution cropped at 19 for
-    :class:`~zss.models.fcn32s.FCN32sBackbone`). The softmax and seenmask heads' 1×1 convs are
+    :class:`~zss.models.backbones.FCN32sBackbone`). The softmax and seenmask heads' 1×1 convs are
     zero-initialised like FCN's ``score_fr``; the embedding head keeps PyTorch's default init
     (the cosine loss needs non-zero vectors).
 

@@ -1,8 +1,8 @@
 """The runner behind ``python -m zss.run``: one run, from the checks to the result files.
 
 In order: the config and run directory are checked and the resolved config written
-(:mod:`zss.runtime.rundir` for the directory's rules); the data and the model are set up
-(:func:`zss.runtime.setup.prepare`); stage 1 and stage 2 train
+(:func:`zss.runtime.fitting.resume_state` for the directory's rules); the data and the model
+are set up (:func:`zss.runtime.setup.prepare`); stage 1 and stage 2 train
 (:func:`zss.runtime.fitting.train_stages`); the gates are tuned on stage 2's held-out
 training images and every variant is tested (:mod:`zss.runtime.testing`); the result files
 are written from the test's one result object (:mod:`zss.evaluation.run_files`). The

@@ -247,7 +247,7 @@ class ZeroShotModule(L.LightningModule):
 
     def set_gates(self, gates: dict[str, float]) -> None:
         """Evaluate the gate variants of ``gates`` (``{variant: t, γ or τ}``, tuned on
-        held-out training images by :func:`zss.evaluation.tuning.tune_gates`) beside the others
+        held-out training images by :func:`zss.runtime.testing.tune_gates`) beside the others
         in the next test.
 
         Raises:
