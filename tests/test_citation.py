@@ -75,7 +75,7 @@ def test_the_license_is_mit_and_declared():
 
 
 def test_the_license_ships_in_the_wheel_and_the_sdist(tmp_path):
-    from test_wheel import _tracked_copy
+    from tests.test_wheel import _tracked_copy
 
     source = _tracked_copy(tmp_path / "source")
     build = ("from setuptools import build_meta as b; import sys; out = sys.argv[1]; "

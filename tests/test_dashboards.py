@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_main import TINY_DEMO
 from wandb.proto import wandb_internal_pb2
+
+from tests.helpers import TINY_DEMO
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCK = 32768  # the .wandb file: W&B's record log (LevelDB log framing) of protobuf Records

@@ -15,8 +15,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import open_dict
-from test_main import TINY_DEMO
 
+from tests.helpers import TINY_DEMO
 from zss.runtime.errors import ConfigError
 from zss.runtime.launchers import check_sweep_launch, claim_gpu, cluster_plugins, relaunched_ranks
 

@@ -16,14 +16,9 @@ from hydra.types import RunMode
 from omegaconf import open_dict
 
 import zss.run
+from tests.helpers import TINY_DEMO
 
 REPO = Path(__file__).resolve().parents[1]
-# the generated benchmark, a few steps (as tests/test_experiments.py runs the demo)
-TINY_DEMO = ["data.dataset.lengths.train=64", "data.dataset.lengths.val=8",
-             "data.dataset.lengths.test=8", "data.dataset.size=32", "model.backbone.width=8",
-             "model.backbone.fc_width=16", "+trainer.limit_train_batches=4",
-             "+trainer.limit_val_batches=2", "stage1.max_epochs=1", "stage2.max_epochs=1",
-             "visualize=0", "explain=false"]
 OPTUNA = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 
 
