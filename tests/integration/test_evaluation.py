@@ -1,4 +1,5 @@
-"""Evaluation does not depend on how test images are batched (real ``Trainer.test``)."""
+"""Evaluation does not depend on how test images are batched (real ``Trainer.test`` on the
+shared VOC sample)."""
 
 import functools
 

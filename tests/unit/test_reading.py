@@ -1,4 +1,5 @@
-"""The demo's reading of the table follows the numbers, whichever way they fall."""
+"""The readings of a run (zss.evaluation.reading): the demo's reading of the table follows the
+numbers, whichever way they fall; the gates' reading; the summary's tables per protocol."""
 
 import math
 

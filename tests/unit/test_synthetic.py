@@ -13,7 +13,7 @@ from zss.data import SyntheticSegmentation, ZSSDataModule, split_from_config
 from zss.data.datasets.synthetic import PARAMS, texture_parameters
 from zss.data.splits import VOC_CLASSES
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 VECTORS = np.random.default_rng(0).standard_normal((21, 20))
 
 
