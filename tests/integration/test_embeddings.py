@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
 
 from zss.data.splits import CONTEXT33_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
 from zss.embeddings import (
@@ -172,3 +173,22 @@ def test_zs3_context_table_is_reordered_and_normalised(word_vectors_dir):
     with pytest.raises(PublishedTableError, match="model.embed_dim=300"):
         load_published_table("zs3/pascalcontext_class_w2c.npy", CONTEXT59_CLASSES, dim=20,
                              word_vectors_dir=word_vectors_dir)
+
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def load(*overrides):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def test_published_table_rows_are_matched_by_name(word_vectors_dir):
+    from hydra.utils import instantiate
+
+    from zss.data.splits import VOC_CLASSES
+
+    cfg = load("+experiment=voc_17_2_2", f"paths.word_vectors_dir={word_vectors_dir}")
+    in_order = instantiate(cfg.embedding, class_names=list(VOC_CLASSES))
+    shuffled = list(reversed(VOC_CLASSES))
+    assert (instantiate(cfg.embedding, class_names=shuffled) == in_order[::-1]).all()
