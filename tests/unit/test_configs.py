@@ -2,9 +2,12 @@
 held-out sweep objective, the ablations carry the paper's grids, and the debug, optimizer,
 embedding and trainer groups do what they say."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -127,3 +130,20 @@ def test_the_optimiser_choice_carries_its_bias_rule(optimizer, decay):
 def test_offline_glove_is_the_default_embedding():
     cfg = load()
     assert cfg.embedding.source == "glove-6b-50d" and cfg.embedding.normalisation == "max_norm"
+
+
+def test_gpu_trainer_config_composes_and_is_refused_without_cuda(tmp_path, monkeypatch):
+    from zss.runtime.errors import ConfigError
+    from zss.runtime.runner import train_and_test
+
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        cfg = compose("config", overrides=["+experiment=voc_17_2_2", "trainer=gpu",
+                                           "model.compile=true",
+                                           f"paths.output_dir={tmp_path / 'run'}"])
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.accelerator == "gpu"
+    assert cfg.trainer._target_ == "lightning.Trainer"  # the default trainer's keys stay
+    assert cfg.model.channels_last is True and cfg.model.compile is True
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        train_and_test(cfg)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
