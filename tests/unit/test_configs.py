@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -147,3 +148,17 @@ def test_gpu_trainer_config_composes_and_is_refused_without_cuda(tmp_path, monke
     with pytest.raises(ConfigError, match="no CUDA GPU"):
         train_and_test(cfg)
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+REPO = Path(__file__).resolve().parents[2]
+GRIDS = {"ablation_embedding_dim": {"model.embed_dim": "1,2,5,20,50,100,200,300"},
+         "ablation_embedding_dim_17_2_2": {"model.embed_dim": "1,2,5,20,50,100,200,300"},
+         "ablation_loss": {"model.loss": "cosine,mse"},
+         "ablation_optimizer": {"optimizer": "adam,sgd"}}
+
+
+def test_each_ablation_carries_the_papers_grid():
+    for name, grid in GRIDS.items():
+        cfg = yaml.safe_load((REPO / "conf" / "experiment" / f"{name}.yaml").read_text())
+        assert cfg["hydra"]["mode"] == "MULTIRUN" and cfg["task_name"] == name
+        assert cfg["hydra"]["sweeper"]["params"] == grid
