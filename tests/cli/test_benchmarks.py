@@ -12,10 +12,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-pytestmark = pytest.mark.slow
-
+REPO = Path(__file__).resolve().parents[2]
 CASES = {
     "bench_metrics.py": ["--reps", "1", "--maps", "5"],
     "bench_loader.py": ["--reps", "1"],
