@@ -1,24 +1,25 @@
 """An installed zss (a wheel, not the checkout) finds its configs from any directory, and a
-user's own experiment folder is added with --config-dir."""
+user's own experiment folder is added with --config-dir; the MIT LICENSE ships in the wheel
+and the sdist."""
 
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 USER_EXPERIMENT = """# @package _global_
 defaults:
   - demo
 model:
   embed_dim: 7
 """
-
-pytestmark = pytest.mark.slow
 
 
 def _tracked_copy(dest: Path) -> Path:
@@ -68,3 +69,17 @@ def test_the_installed_wheel_runs_from_any_directory(tmp_path):
                           cwd=elsewhere, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "model small (j=7" in proc.stdout  # the user's file, on zss's demo
+
+
+def test_the_license_ships_in_the_wheel_and_the_sdist(tmp_path):
+    source = _tracked_copy(tmp_path / "source")
+    build = ("from setuptools import build_meta as b; import sys; out = sys.argv[1]; "
+             "b.build_wheel(out); b.build_sdist(out)")  # (setuptools rewrites sys.argv)
+    subprocess.run([sys.executable, "-c", build, str(tmp_path / "dist")], cwd=source,
+                   check=True, capture_output=True)
+    wheel = next((tmp_path / "dist").glob("zss-*.whl"))
+    with zipfile.ZipFile(wheel) as whl:
+        assert whl.read("zss-0.1.0.dist-info/licenses/LICENSE") == (REPO / "LICENSE").read_bytes()
+        assert "License-File: LICENSE" in whl.read("zss-0.1.0.dist-info/METADATA").decode()
+    with tarfile.open(next((tmp_path / "dist").glob("zss-*.tar.gz"))) as sdist:
+        assert "zss-0.1.0/LICENSE" in sdist.getnames()
