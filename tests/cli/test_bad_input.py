@@ -1,4 +1,5 @@
-"""Bad input through `python -m zss.run`: one clear paragraph, exit status 2, no traceback."""
+"""Bad input through `python -m zss.run`: one clear paragraph, exit status 2 (Hydra's own
+errors: 1), no traceback, and no file the user had changed."""
 
 import subprocess
 import sys
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*overrides: str, tmp_path: Path) -> subprocess.CompletedProcess:
