@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gensim.models import KeyedVectors
 from hydra import compose, initialize_config_dir
 
+from tests.helpers import cut
 from zss.data.splits import CONTEXT33_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
 from zss.embeddings import (
     build_class_embeddings,
@@ -18,6 +20,7 @@ from zss.embeddings import (
     load_keyed_vectors,
     load_table,
 )
+from zss.runtime.errors import UserInputError
 
 
 def test_shared_glove_all_voc_classes(word_vectors_dir):
@@ -192,3 +195,105 @@ def test_published_table_rows_are_matched_by_name(word_vectors_dir):
     in_order = instantiate(cfg.embedding, class_names=list(VOC_CLASSES))
     shuffled = list(reversed(VOC_CLASSES))
     assert (instantiate(cfg.embedding, class_names=shuffled) == in_order[::-1]).all()
+
+
+# ---- class embeddings --------------------------------------------------------------------
+def _glove_text(wv: Path, out: Path) -> Path:
+    """The shared 69 class words in GloVe's own text format: no header line."""
+    lines = (wv / "glove6B50d_classwords.w2v.txt").read_text().splitlines()[1:]
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def _cut_binary(wv: Path, out: Path) -> Path:
+
+    kv = KeyedVectors.load_word2vec_format(str(wv / "glove6B50d_classwords.w2v.txt"))
+    kv.save_word2vec_format(str(out), binary=True)
+    cut(out)
+    return out
+
+
+def _numpy_table(wv: Path, out: Path) -> Path:
+    np.save(out, np.ones((21, 20), dtype=np.float32))
+    return out
+
+
+def _not_a_pickle(wv: Path, out: Path) -> Path:
+    out.write_text("these are not word vectors\n")
+    return out
+
+
+SOURCE_ROWS = {  # a word-vector file in no supported format: (file, texts the message holds)
+    "GloVe text without a header": (_glove_text, "glove.6B.50d.txt",
+                                    ["python -m gensim.scripts.glove2word2vec --input"]),
+    "word2vec binary cut short": (_cut_binary, "vectors.bin", ["EOFError"]),
+    "a numpy table": (_numpy_table, "table.npy", ["a class-embedding table, not word vectors"]),
+    "a .kv that is no gensim file": (_not_a_pickle, "vectors.kv", ["UnpicklingError"]),
+}
+
+
+@pytest.mark.parametrize("row", list(SOURCE_ROWS))
+def test_word_vectors_in_no_supported_format(row, word_vectors_dir, tmp_path):
+    from zss.embeddings import build_class_embeddings
+
+    make, name, needles = SOURCE_ROWS[row]
+    path = make(word_vectors_dir, tmp_path / name)
+    before = path.read_bytes()
+    with pytest.raises(UserInputError) as info:
+        build_class_embeddings(VOC_CLASSES, path, dim=20, allow_small_pca_vocab=True)
+    msg = str(info.value)
+    assert f"Cannot read word vectors from {path}" in msg
+    assert "zss reads a word2vec binary (.bin, .bin.gz) or text file" in msg
+    for needle in needles:
+        assert needle in msg, (needle, msg)
+    assert path.read_bytes() == before
+
+
+def test_j_larger_than_the_source_dimension(word_vectors_dir):
+    from zss.embeddings import build_class_embeddings
+
+    source = word_vectors_dir / "glove6B50d_classwords.w2v.txt"
+    with pytest.raises(UserInputError) as info:
+        build_class_embeddings(VOC_CLASSES, source, dim=60, allow_small_pca_vocab=True)
+    msg = str(info.value)
+    assert f"model.embed_dim (j) = 60 is larger than the dimension 50 of the word vectors " \
+        f"'{source}'" in msg and "set model.embed_dim to at most 50" in msg
+
+
+def test_class_unknown_to_the_word_table_and_the_source(word_vectors_dir):
+    from zss.embeddings import build_class_embeddings
+
+    source = word_vectors_dir / "glove6B50d_classwords.w2v.txt"
+    classes = [*VOC_CLASSES[:-1], "zebracorn"]
+    with pytest.raises(UserInputError) as info:
+        build_class_embeddings(classes, source, dim=50)
+    msg = str(info.value)
+    assert "class 'zebracorn' is in no entry of the class-word table" in msg
+    assert f"not in the vocabulary of {source}" in msg
+    assert "embedding.extra_words={zebracorn:[word1,word2]}" in msg
+    # what the message suggests works: the class gets words the source has
+    emb = build_class_embeddings(classes, source, dim=50,
+                                 extra_words={"zebracorn": ["horse", "cow"]})
+    assert emb.shape == (21, 50) and np.isfinite(emb).all()
+
+
+def test_published_table_of_another_class_list(word_vectors_dir, tmp_path):
+    from zss.data.splits import CONTEXT33_CLASSES
+    from zss.embeddings import load_published_table, load_table
+
+    def no_download(url, dest):
+        raise AssertionError("a table that cannot fit the classes was fetched")
+
+    name = "szn-original/pascal/norm_embed_arr_20.pkl"
+    with pytest.raises(UserInputError) as info:
+        load_published_table(name, CONTEXT33_CLASSES, dim=20, cache_dir=tmp_path,
+                             fetch=no_download)
+    msg = str(info.value)
+    assert f"the published table {name} has the rows of 21 classes" in msg
+    assert "'sky'" in msg and "(embedding=szn_original_context or embedding=zs3_context)" in msg
+    assert not list(tmp_path.iterdir())
+    # the same table read as a file: its row count is not the class count
+    with pytest.raises(UserInputError) as info:
+        load_table(word_vectors_dir / name, CONTEXT33_CLASSES)
+    assert "norm_embed_arr_20.pkl has 21 rows but 33 classes" in str(info.value)
+    assert "use the table of this one" in str(info.value)
