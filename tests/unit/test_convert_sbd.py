@@ -1,5 +1,5 @@
 """SBD .mat labels -> SegmentationClassSBD + sbd_train.txt (the paper's training set) and
-SegmentationClassAug + train_aug.txt; the shipped paper lists."""
+SegmentationClassAug + train_aug.txt (zss.data.convert_sbd; its command line in-process)."""
 
 import numpy as np
 import pytest
@@ -102,21 +102,3 @@ def test_missing_mat_is_named(trees):
     (sbd / "dataset/cls/b.mat").unlink()
     with pytest.raises(DataError, match=r"cls/b\.mat does not exist"):
         convert_sbd(sbd, voc)
-
-
-def test_the_papers_lists_ship_with_zss(voc_sample):
-    from zss.data.datasets.voc import PACKAGED_LISTS
-
-    sbd_train = (PACKAGED_LISTS / "sbd_train.txt").read_text().split()
-    seg11valid = (PACKAGED_LISTS / "seg11valid.txt").read_text().split()
-    assert len(sbd_train) == len(set(sbd_train)) == 8498
-    assert len(seg11valid) == len(set(seg11valid)) == 736
-    assert not set(sbd_train) & set(seg11valid)
-    shared = voc_sample.parent / "voc-lists"
-    if shared.is_dir():  # the same lists as the developers' copy
-        assert sbd_train == (shared / "sbd_train.txt").read_text().split()
-        assert seg11valid == (shared / "seg11valid.txt").read_text().split()
-    # a VOC root without these lists uses the shipped ones (the sample lacks their images)
-    with pytest.raises(DataError) as info:
-        VOCSegmentation(voc_sample, "seg11valid")
-    assert "of 736 ids" in str(info.value) and "seg11valid.txt" in str(info.value)
