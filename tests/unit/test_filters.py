@@ -3,6 +3,8 @@ the seenmask target, the held-out split, and the runtime check of a batch."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -12,9 +14,11 @@ from zss.data import (
     SplitError,
     holdout_split,
     seenmask_target,
+    split_from_config,
     stage1_indices,
     stage2_indices,
 )
+from zss.data.filters import LeakageError, check_no_leakage
 
 
 # ---- filters -----------------------------------------------------------------------------
@@ -77,3 +81,26 @@ def test_holdout_split():
     assert holdout_split(idx, 0.0, 0) == (idx, [])
     with pytest.raises(ValueError):
         holdout_split(idx, 1.0, 0)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _split():
+    from omegaconf import OmegaConf
+    return split_from_config(**OmegaConf.load(REPO / "conf" / "split" / "voc_17_2_2.yaml"))
+
+
+def test_check_no_leakage_names_images_and_classes():
+    split = _split()
+    labels = torch.zeros(2, 4, 4, dtype=torch.int64)
+    labels[0, 0, 0] = 255
+    labels[1, 1, 1] = split.class_names.index("sheep")
+    allowed = split.mask(split.train_seen)
+    check_no_leakage(labels[:1], allowed, ["a"], "stage1", split)  # void and seen: fine
+    with pytest.raises(LeakageError, match=r"image\(s\) b: \['sheep'\].*stage1_indices"):
+        check_no_leakage(labels, allowed, ["a", "b"], "stage1", split)
+    labels[1, 1, 1] = split.class_names.index("horse")  # train_unseen: fine in stage 2 only
+    check_no_leakage(labels, ~split.mask(split.unseen), ["a", "b"], "stage2", split)
+    with pytest.raises(LeakageError, match=r"\['horse'\]"):
+        check_no_leakage(labels, allowed, ["a", "b"], "stage1", split)
