@@ -4,9 +4,14 @@ table files."""
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
+
 import numpy as np
 import pytest
 from gensim.models import KeyedVectors
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from sklearn.decomposition import PCA
 
 from tests.helpers import D, mean_class_vectors, toy_kv
@@ -212,3 +217,38 @@ def test_streamed_build_equals_gensim_and_sklearn(tmp_path, binary):
     ref /= np.linalg.norm(ref, axis=1).max()
     got = build_class_embeddings(VOC_CLASSES, path, dim=7, pca_vocab=100)
     np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+REPO = Path(__file__).resolve().parents[2]
+CONF = REPO / "conf"
+
+
+def _compose(*overrides):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def test_googlenews_bin_gz_is_read_as_it_is_and_limit_cuts_the_vocabulary(tmp_path):
+    words = [f"filler{i}" for i in range(300)] + sorted({w for ws in CLASS_WORDS.values()
+                                                         for w in ws})
+    kv = KeyedVectors(vector_size=12)
+    kv.add_vectors(words, np.random.default_rng(0).normal(size=(len(words), 12))
+                   .astype(np.float32))
+    plain = tmp_path / "GoogleNews-vectors-negative300.bin"
+    kv.save_word2vec_format(str(plain), binary=True)
+    gz = tmp_path / "GoogleNews-vectors-negative300.bin.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    assert gz.read_bytes()[:2] == b"\x1f\x8b"  # really gzip
+    built = {}
+    for path in (plain, gz):
+        cfg = _compose("embedding=word2vec", f"embedding.source={path}", "model.embed_dim=5",
+                       "embedding.pca_vocab=300", f"paths.cache_dir={tmp_path / (path.name + '-cache')}")
+        built[path.name] = instantiate(cfg.embedding, class_names=list(VOC_CLASSES))
+    np.testing.assert_array_equal(built[plain.name], built[gz.name])
+    assert built[gz.name].shape == (21, 5)
+    # embedding.limit: only the first N words are read; a class word beyond them is missing
+    cfg = _compose("embedding=word2vec", f"embedding.source={gz}", "model.embed_dim=5",
+                   "embedding.limit=300", "embedding.allow_small_pca_vocab=true",
+                   f"paths.cache_dir={tmp_path / 'limit'}")
+    with pytest.raises(Exception, match="aeroplane|not in|missing"):
+        instantiate(cfg.embedding, class_names=list(VOC_CLASSES))
