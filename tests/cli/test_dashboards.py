@@ -15,7 +15,7 @@ from wandb.proto import wandb_internal_pb2
 
 from tests.helpers import TINY_DEMO
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BLOCK = 32768  # the .wandb file: W&B's record log (LevelDB log framing) of protobuf Records
 
 
@@ -66,7 +66,6 @@ def _config(records) -> dict:
     return config
 
 
-@pytest.mark.slow
 def test_a_wandb_sweep_offline_gives_each_job_its_run_with_the_table_and_overlays(
         tmp_path, glove_cache):
     sweep = tmp_path / "sweep"
