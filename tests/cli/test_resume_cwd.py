@@ -3,18 +3,10 @@ recorded config (`.hydra/config.yaml`) are read from the folder the run was star
 (`hydra.runtime.cwd` of `.hydra/hydra.yaml`), also by DDP's other ranks."""
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 from omegaconf import OmegaConf
-
-from zss.run import resume_arguments
-
-pytestmark = pytest.mark.slow
-
 
 
 def test_a_run_with_relative_paths_resumes_from_another_directory_under_ddp(
@@ -49,28 +41,3 @@ def test_a_run_with_relative_paths_resumes_from_another_directory_under_ddp(
     assert payload["paths"]["cache_dir"] == str((start / "cache").resolve())
     assert sorted(p.name for p in elsewhere.iterdir()) == []  # nothing written here
     assert "stage 2 finished before the resume" in (run / "run.log").read_text()
-
-
-def _record(run: Path, started_in: Path) -> None:
-    (run / ".hydra").mkdir(parents=True)
-    (run / ".hydra" / "config.yaml").write_text("paths:\n  data_dir: voc\n")
-    (run / ".hydra" / "hydra.yaml").write_text(
-        f"hydra:\n  runtime:\n    cwd: {started_in}\n    output_dir: {run}\n")
-
-
-def test_resume_runs_in_the_folder_the_run_was_started_in(tmp_path, monkeypatch, capsys):
-    start, run = tmp_path / "start", tmp_path / "run"
-    start.mkdir()
-    _record(run, start)
-    monkeypatch.chdir(tmp_path)  # (restored after the test)
-    argv = resume_arguments(["zss.run", "resume=run"])
-    assert Path(os.getcwd()) == start
-    assert argv[1:] == ["--config-path", str(run / ".hydra"), "--config-name", "config",
-                        f"hydra.run.dir={run}", "hydra.output_subdir=null", f"++resume={run}"]
-    gone = tmp_path / "gone"
-    _record(tmp_path / "orphan", gone)
-    with pytest.raises(SystemExit) as info:
-        resume_arguments(["zss.run", f"resume={tmp_path / 'orphan'}"])
-    assert info.value.code == 2
-    err = capsys.readouterr().err
-    assert f"it was started in {gone}, which no longer exists" in err and "Recreate" in err
