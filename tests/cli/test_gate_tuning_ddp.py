@@ -8,13 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from omegaconf import OmegaConf
 
-REPO = Path(__file__).resolve().parents[1]
-
-pytestmark = pytest.mark.slow
-
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _zss(*args: str, script: str | None = None) -> subprocess.CompletedProcess:
