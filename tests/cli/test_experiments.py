@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-REPO = Path(__file__).resolve().parents[1]
-# The ZS3 K variants differ from their K = 2 file only in the split (tests/test_protocols.py
-# checks that, and their image counts on the samples); K = 2 and K = 10 (the most filtered) run
-# here, which keeps the suite ~1 min 40 s longer instead of ~5 min. zs3_context_k10 leaves one
-# stage-1 image of the Context sample's 5-image train list, so only k2 runs on Context. The
-# ablations are sweeps (hydra.mode: MULTIRUN): tests/test_ablations.py runs them as such.
+REPO = Path(__file__).resolve().parents[2]
+# The ZS3 K variants differ from their K = 2 file only in the split (tests/unit/
+# test_protocols.py checks that, tests/integration/test_protocols.py their image counts on the
+# samples); K = 2 and K = 10 (the most filtered) run here, which keeps the suite ~1 min 40 s
+# longer instead of ~5 min. zs3_context_k10 leaves one stage-1 image of the Context sample's
+# 5-image train list, so only k2 runs on Context. The ablations are sweeps (hydra.mode:
+# MULTIRUN): tests/cli/test_ablations.py runs them as such.
 K_VARIANTS = {f"zs3_{d}_k{k}" for d in ("voc", "context") for k in (4, 6, 8)} | {
     "zs3_context_k10"}
 EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")
@@ -22,8 +23,6 @@ EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml
 LIMITS = ["+trainer.limit_train_batches=4", "+trainer.limit_val_batches=2",
           "+trainer.limit_test_batches=6", "++trainer.enable_progress_bar=false",
           "stage1.max_epochs=1", "stage2.max_epochs=1"]
-
-pytestmark = pytest.mark.slow
 
 
 def _compose(experiment: str):
@@ -44,7 +43,7 @@ def _data_overrides(cfg, voc_sample, context_sample, word_vectors_dir) -> list[s
                 "data.test_set=val"]
     if target.endswith("ContextSegmentation"):
         # the original's drop_images rule (context_31_2_2) keeps no image of the sample's
-        # lists (tests/test_context.py checks that error): keep them, pixels outside void
+        # lists (tests/cli/test_context.py checks that error): keep them, pixels outside void
         keep = ["data.dataset.drop_images=null"] if cfg.data.dataset.get("drop_images") else []
         return [*tiny, f"paths.data_dir={context_sample}", *keep]
     raise AssertionError(f"no test data for {target}: add it here")
