@@ -17,9 +17,7 @@ from PIL import Image
 from zss.runtime.runner import train_and_test
 from zss.stages import Stage2Module
 
-pytestmark = pytest.mark.slow
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 REDUCED = ["data.dataset.lengths.train=800", "data.dataset.lengths.test=60",
            "model.backbone.width=16", "model.backbone.fc_width=64", "data.batch_size=4",
            "stage1.max_epochs=3", "stage2.max_epochs=2", "visualize=2"]
