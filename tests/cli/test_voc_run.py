@@ -17,10 +17,7 @@ import torch
 
 from zss.stages import Stage1Module, Stage2Module
 
-REPO = Path(__file__).resolve().parents[1]
-
-pytestmark = pytest.mark.slow
-
+REPO = Path(__file__).resolve().parents[2]
 TINY = ["data.train_set=train", "data.test_set=val", "data.max_short_side=64", "model.backbone.fc_width=64", "+trainer.limit_train_batches=4",
         "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=6",
         "+trainer.enable_progress_bar=false", "stage1.max_epochs=1", "stage2.max_epochs=1"]
