@@ -23,11 +23,7 @@ from zss.data import (
     split_from_config,
 )
 from zss.data.convert_context import convert_context
-from zss.data.datasets.context import (
-    context_label_table,
-    read_context_labels,
-    read_label_map,
-)
+from zss.data.datasets.context import context_label_table, read_context_labels, read_label_map
 
 
 @pytest.fixture(scope="module")

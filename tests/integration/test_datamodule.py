@@ -9,12 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from zss.data import (
-    IGNORE_INDEX,
-    VOCSegmentation,
-    ZSSDataModule,
-    split_from_config,
-)
+from zss.data import IGNORE_INDEX, VOCSegmentation, ZSSDataModule, split_from_config
 
 # ---- leakage over the shared samples, under every shipped split --------------------------
 # (the ZS3 K = 4, 6, 8 splits lie between K = 2 and K = 10 and are left out for time;

@@ -14,12 +14,7 @@ from hydra import compose, initialize_config_dir
 
 from tests.helpers import cut
 from zss.data.splits import CONTEXT33_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
-from zss.embeddings import (
-    build_class_embeddings,
-    class_vectors,
-    load_keyed_vectors,
-    load_table,
-)
+from zss.embeddings import build_class_embeddings, class_vectors, load_keyed_vectors, load_table
 from zss.runtime.errors import UserInputError
 
 

@@ -5,10 +5,7 @@ import numpy as np
 from gensim.models import KeyedVectors
 
 from tests.helpers import voc_class_words
-from zss.embeddings import (
-    GLOVE_SOURCE,
-    load_keyed_vectors,
-)
+from zss.embeddings import GLOVE_SOURCE, load_keyed_vectors
 
 # Stanford's text release of the class words, in the shared word-vectors folder
 SHARED_GLOVE = "glove6B50d_classwords.w2v.txt"

@@ -6,12 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zss.data import (
-    IGNORE_INDEX,
-    VOC_CLASSES,
-    DataError,
-    VOCSegmentation,
-)
+from zss.data import IGNORE_INDEX, VOC_CLASSES, DataError, VOCSegmentation
 
 
 # ---- dataset on the shared sample -------------------------------------------------------

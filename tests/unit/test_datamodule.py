@@ -9,11 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from zss.data import (
-    EvalTransform,
-    VOCSegmentation,
-    ZSSDataModule,
-)
+from zss.data import EvalTransform, VOCSegmentation, ZSSDataModule
 
 
 def test_datamodule_rejects_transforming_factory(tiny_voc, split_17_2_2):

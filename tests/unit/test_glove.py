@@ -9,12 +9,7 @@ from sklearn.decomposition import PCA
 
 from tests.helpers import voc_class_words
 from zss.data.splits import VOC_CLASSES
-from zss.embeddings import (
-    GLOVE_SOURCE,
-    build_class_embeddings,
-    class_vectors,
-    load_keyed_vectors,
-)
+from zss.embeddings import GLOVE_SOURCE, build_class_embeddings, class_vectors, load_keyed_vectors
 from zss.embeddings.glove import describe
 
 

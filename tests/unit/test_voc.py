@@ -11,11 +11,7 @@ import pytest
 import torch
 
 from tests.helpers import small_label, write_item
-from zss.data import (
-    DataError,
-    VOCSegmentation,
-    read_label,
-)
+from zss.data import DataError, VOCSegmentation, read_label
 
 
 # ---- bad input ---------------------------------------------------------------------------
