@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint demo bench record clean
+.PHONY: help install test test-fast lint demo bench record clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -28,8 +28,11 @@ demo: $(STAMP) ## Train + evaluate SZN offline on generated data (~2 min on 2 id
 # pytest-xdist workers; each module's tests stay in one worker (its shared runs are made once)
 TEST_WORKERS ?= 2
 
-test: $(STAMP) ## Run the test suite, 2 workers (TEST_WORKERS=N; installs first when needed)
+test: $(STAMP) ## Run the whole test suite, 2 workers (TEST_WORKERS=N; installs first when needed)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## The unit tests (tests/unit), under 2 min: for development
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile tests/unit $(PYTEST_ARGS)
 
 lint: $(STAMP) ## Lint with ruff
 	$(VENV)/bin/ruff check .

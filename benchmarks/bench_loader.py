@@ -5,7 +5,7 @@ builds it: split voc_21_0_0 (every image of the list is a stage-1 image), no hol
 batch 1, full-size images (the paper's setting: ``TrainTransform`` = random horizontal
 flip), ``pad_collate``, shuffled; for 0, 1 and 2 workers (persistent, as zss sets them).
 Each epoch reads and decodes every JPEG, reads and checks its label PNG, transforms and
-collates; batches are uint8 (images and labels, issue 12). The normalisation to float32 runs
+collates; batches are uint8 (images and labels). The normalisation to float32 runs
 on the device after the transfer (``normalize_batch`` in the module's
 ``on_after_batch_transfer``): on a GPU it overlaps nothing of the loader's, so it is timed
 apart (on the CPU, in the breakdown) rather than in the pipeline.

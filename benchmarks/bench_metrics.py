@@ -9,7 +9,7 @@ map and then the scores:
   ``compute()``, then ``zero_shot_scores(hist, split)`` (FCN's four scores + the seen/unseen
   means);
 - ``torchmetrics``: the same with ``MulticlassConfusionMatrix(C, ignore_index=255,
-  validate_args=False)``, what ``confusion_matrix_metric`` returned before issue 12 (now:
+  validate_args=False)``, what ``confusion_matrix_metric`` returned before the void column (now:
   torchmetrics over C + 1 classes, void counted as class C and dropped in ``compute``);
 - ``numpy (FCN)``: FCN's ``_fast_hist`` + ``label_accuracy_score`` (``score.py`` of the FCN
   code / pytorch-fcn ``utils.py``), written out below;

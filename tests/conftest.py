@@ -64,3 +64,64 @@ def tune_gates(*args, **kwargs):
 t.tune_gates = tune_gates
 runpy.run_module("zss.run", run_name="__main__", alter_sys=True)
 """
+
+
+# ---- fixtures that test files of more than one layer use -----------------------------------
+@pytest.fixture(scope="module")
+def split_17_2_2():
+    from zss.data import VOC_CLASSES, split_from_config
+
+    seen = [c for c in VOC_CLASSES if c not in ("aeroplane", "horse", "sheep", "train")]
+    assert len(seen) == 17
+    return split_from_config("voc_17_2_2", "voc", seen, ["aeroplane", "horse"],
+                             ["sheep", "train"])
+
+
+@pytest.fixture
+def toy_txt(tmp_path: Path):
+    """tests.helpers.toy_kv() as a word2vec text file, and the vectors read back from it."""
+    from tests.helpers import toy_kv
+    from zss.embeddings import load_keyed_vectors
+
+    kv = toy_kv()
+    path = tmp_path / "toy.w2v.txt"
+    kv.save_word2vec_format(str(path), binary=False)
+    return path, load_keyed_vectors(path)  # the reference reads back the text file's values
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture(scope="module")
+def stage1_ckpt(tmp_path_factory, word_vectors_dir) -> Path:
+    """A zss stage-1 checkpoint of +experiment=voc_17_2_2 with a tiny backbone (SMALL), as
+    Lightning writes it: state dict, hyper-parameters, version."""
+    import lightning as L
+
+    from tests.helpers import SMALL, compose
+    from zss.data import VOC_CLASSES, split_from_config
+    from zss.embeddings import load_table
+    from zss.runtime.setup import split_dict
+    from zss.runtime.stage1_checkpoint import published_source
+    from zss.stages import Stage1Module
+
+    cfg = compose("+experiment=voc_17_2_2", *SMALL)
+    table = "szn-original/pascal/norm_embed_arr_20.pkl"
+    module = Stage1Module(
+        split=split_dict(split_from_config(**cfg.split)),
+        backbone=dict(name="small", width=8, fc_width=16, output_stride=8, weights=None),
+        embed_dim=20, class_embeddings=torch.as_tensor(load_table(word_vectors_dir / table,
+                                                                  VOC_CLASSES)),
+        embedding_source=published_source(table))
+    path = tmp_path_factory.mktemp("ckpt") / "stage1-00.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "pytorch-lightning_version": L.__version__}, path)
+    return path
