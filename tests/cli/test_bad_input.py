@@ -88,9 +88,9 @@ CLI_ROWS = {
         lambda *_: (["stage1.max_epochs=ten"],
                     ["stage1.max_epochs: must be an integer (e.g. stage1.max_epochs=30), got "
                      "'ten'"]), 2),
-    "an unknown key": (  # Hydra's error: it names the key and the way to add one
-        lambda *_: (["data.batchsize=2"], ["Could not override 'data.batchsize'",
-                                           "+data.batchsize=2"]), 1),
+    "an unknown key": (  # zss's hint in one step, before Hydra composes (not Hydra's '+')
+        lambda *_: (["data.batchsize=2"], ["unknown config key 'data.batchsize' (did you mean "
+                                           "'data.batch_size'?"]), 2),
 }
 
 
