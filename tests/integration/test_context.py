@@ -23,7 +23,11 @@ from zss.data import (
     split_from_config,
 )
 from zss.data.convert_context import convert_context
-from zss.data.datasets.context import context_label_table, read_context_labels, read_label_map
+from zss.data.datasets.context_labels import (
+    context_label_table,
+    read_context_labels,
+    read_label_map,
+)
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +181,7 @@ def test_the_rules_counts_on_the_500_sample_maps(context):
     """The original's rule on the sample's 500 label maps: 7 images are made only of the 33
     classes; 229 have no pixel of another class (unlabeled pixels aside). Counted here from
     the raw LabelMap values, independently of zss; zss's flags must agree image by image."""
-    from zss.data.datasets.context import outside_class_set
+    from zss.data.datasets.context_labels import outside_class_set
 
     names = _names(context)
     values33 = {names.index(SPELLED.get(c, c)) + 1 for c in CONTEXT33_CLASSES}

@@ -21,7 +21,7 @@ from zss.data import (
     split_from_config,
 )
 from zss.data.convert_context import convert_context
-from zss.data.datasets.context import TASK_FILE
+from zss.data.datasets.context_labels import TASK_FILE
 
 # ---- synthetic label maps (no shared data) -----------------------------------------------
 OTHER = "air conditioner"  # a labels.txt class of none of the three sets

@@ -12,7 +12,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "zss.data.datasets.context": ("CONTEXT_TASKS", "ContextSegmentation"),
+    "zss.data.datasets.context": ("ContextSegmentation",),
+    "zss.data.datasets.context_labels": ("CONTEXT_TASKS",),
     "zss.data.datamodule": ("STAGES", "TransformedDataset", "ZSSDataModule"),
     "zss.data.files": ("DataError", "read_image", "read_label", "voc_colormap"),
     "zss.data.filters": ("holdout_split", "seenmask_target", "stage1_indices",

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from zss.data.datasets.base import read_id_list
-from zss.data.datasets.context import (
+from zss.data.datasets.context_labels import (
     CONTEXT_TASKS,
     TASK_FILE,
     context_label_table,

@@ -2,19 +2,11 @@
 and "Stage 2: the seenmask").
 
 Training images (``train_set``) are filtered per stage with the leakage guards of
-:mod:`zss.data.filters`, and one held-out part of them is kept for validation and
-checkpoint selection — never the test split:
-
-- held-out = ``holdout_fraction`` of the stage-1 images plus the same fraction of the
-  images only stage 2 may use (those with train_unseen pixels); one fixed set (``seed``), so
-  no image is trained on in one stage and validated on in the other; each part holds at
-  least one image when its stage has two or more (for stage 2, one of the images only it
-  uses, if stage 1 has no held-out image);
-- stage 1: train = stage-1 images minus held-out; val = the held-out stage-1 images
-  (labels all train_seen);
-- stage 2: train = stage-2 images minus held-out; val = all held-out images (no U pixel);
-  each batch also carries ``"seenmask"``, the seenmask target of ``"label"``;
-- test: the whole ``test_set``, evaluation transforms.
+:mod:`zss.data.filters`, and one held-out part of them is kept for validation, checkpoint
+selection and gate tuning — never the test split (:func:`zss.data.filters.stage_parts`):
+stage 1 trains on images whose labels are all train_seen and validates on its held-out ones;
+stage 2 trains on images without a U pixel and validates on all held-out images, each batch
+carrying ``"seenmask"``, the seenmask target of ``"label"``; the test split is used whole.
 
 The ``protocol`` (:class:`~zss.data.protocols.Protocol`) decides what happens to a training
 image that shows a class its stage may not see: dropped by the stage filters (``szn``,
@@ -28,30 +20,20 @@ twice in a dataset-level confusion matrix (docs/evaluation.md, "Metrics").
 
 from __future__ import annotations
 
-import random
 import warnings
 from collections.abc import Callable, Sequence
 
 import lightning as L
-import torch
-import torch.distributed as dist
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
-from torchdata.stateful_dataloader import StatefulDataLoader
 
 from zss.data.datasets.base import MAX_NAMED, ListSegmentation
 from zss.data.files import DataError
-from zss.data.filters import (
-    check_no_leakage,
-    holdout_split,
-    seenmask_target,
-    stage1_indices,
-    stage2_indices,
-)
+from zss.data.filters import stage1_indices, stage2_indices, stage_parts
 from zss.data.protocols import Protocol
-from zss.data.sampling import SeededRandomSampler, seeded
+from zss.data.sampling import make_loader
 from zss.data.splits import IGNORE_INDEX, ClassSplit, SplitError
-from zss.data.transforms import EvalTransform, TrainTransform, pad_collate
+from zss.data.transformed import TransformedDataset
+from zss.data.transforms import EvalTransform, TrainTransform
 
 __all__ = ["STAGES", "TransformedDataset", "ZSSDataModule"]
 
@@ -59,60 +41,6 @@ __all__ = ["STAGES", "TransformedDataset", "ZSSDataModule"]
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
 
 STAGES = ("stage1", "stage2")
-
-
-class TransformedDataset(Dataset):
-    """Applies a joint transform to the items of a raw dataset (uint8 image, integer label),
-    and optionally adds ``"seenmask"`` = :func:`seenmask_target` of the transformed label,
-    after checking that the label has no unseen (U) pixel (:func:`check_no_leakage`).
-
-    Items: ``dict(image uint8 (3, h, w), label uint8 (h, w), box int64 (4,), id, [seenmask
-    uint8 (h, w)])``; the modules normalise on the device
-    (:func:`zss.data.transforms.normalize_batch`).
-
-    Args:
-        base: the raw dataset.
-        transform: ``(image, label) -> (image, label, box)`` (:mod:`zss.data.transforms`).
-        split: adds ``"seenmask"`` when given.
-        indices: the items of ``base`` it serves (position ``i`` is ``base[indices[i]]``);
-            None for all.
-        label_table: int64 (256,) map applied to every raw label before the transform (the
-            protocol's voiding, :meth:`~zss.data.protocols.Protocol.label_table`); None for
-            none.
-
-    A key is a position or ``(position, augmentation_seed)``
-    (:class:`~zss.data.sampling.SeededRandomSampler`); with a seed the transform's random
-    draws come from that seed alone (:func:`~zss.data.sampling.seeded`).
-    """
-
-    def __init__(self, base: Dataset, transform: Callable, split: ClassSplit | None = None,
-                 indices: Sequence[int] | None = None,
-                 label_table: torch.Tensor | None = None):
-        self.base = base
-        self.label_table = label_table
-        self.transform = transform
-        self.split = split
-        self.indices = list(range(len(base))) if indices is None else list(indices)  # type: ignore[arg-type]
-        # stage 2 may see every class but U (computed once, not per item)
-        self._allowed = None if split is None else ~split.mask(split.unseen)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, key: int | tuple[int, int]) -> dict:
-        index, aug_seed = key if isinstance(key, tuple) else (key, None)
-        item = dict(self.base[self.indices[index]])
-        if self.label_table is not None:  # (a uint8 index would be read as a mask)
-            label = item["label"]
-            item["label"] = self.label_table[label.long()].to(label.dtype)
-        with seeded(aug_seed):
-            item["image"], item["label"], item["box"] = self.transform(item["image"],
-                                                                       item["label"])
-        if self.split is not None:  # stage 2: the leakage guard before the target is built
-            check_no_leakage(item["label"][None], self._allowed, [item.get("id", str(index))],
-                             "stage2", self.split, optional=False)
-            item["seenmask"] = seenmask_target(item["label"], self.split)
-        return item
 
 
 class ZSSDataModule(L.LightningDataModule):
@@ -242,26 +170,9 @@ class ZSSDataModule(L.LightningDataModule):
                             self.split)
         s2 = stage2_indices(self.protocol.training_presence(presence, self.split, "stage2"),
                             self.split)
-        only_s2 = sorted(set(s2) - set(s1))
-        if self.heldout_ids is not None:  # a checkpoint's held-out images, by id
-            held = {i for i in set(s1) | set(only_s2) if self._id(base, i) in self.heldout_ids}
-            s1_train, s1_held = [i for i in s1 if i not in held], [i for i in s1 if i in held]
-            extra_train = [i for i in only_s2 if i not in held]
-            extra_held = [i for i in only_s2 if i in held]
-        else:
-            s1_train, s1_held = holdout_split(s1, self.holdout_fraction, self.seed)
-            extra_train, extra_held = holdout_split(only_s2, self.holdout_fraction, self.seed)
-        if (self.heldout_ids is None and self.holdout_fraction > 0 and not (s1_held or extra_held)
-                and only_s2):
-            # small data: stage 2 still gets one held-out image, one it never trains on
-            # (never a stage-1 training image, whose features stage 1 has fitted)
-            pick = random.Random(self.seed).choice(only_s2)
-            extra_train, extra_held = [i for i in only_s2 if i != pick], [pick]
-        self.parts = {
-            "stage1_train": s1_train, "stage1_val": s1_held,
-            "stage2_train": sorted(s1_train + extra_train),
-            "stage2_val": sorted(s1_held + extra_held),
-        }
+        held = None if self.heldout_ids is None else {  # a checkpoint's, by id
+            i for i in range(len(presence)) if self._id(base, i) in self.heldout_ids}
+        self.parts = stage_parts(s1, s2, self.holdout_fraction, self.seed, held)
         self._n_scanned = len(presence)
         self._train_base = base
 
@@ -383,25 +294,11 @@ class ZSSDataModule(L.LightningDataModule):
 
     # ---- loaders ----
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
-        kwargs = dict(batch_size=batch_size, num_workers=self.num_workers,
-                      collate_fn=pad_collate, persistent_workers=self.num_workers > 0,
-                      pin_memory=torch.cuda.is_available(),
-                      # the workers' base seed from the loader's own generator: iterating a
-                      # loader never draws from the global RNG (dropout's; zss.runtime.checkpointing)
-                      generator=torch.Generator().manual_seed(self.seed))
-        if shuffle:  # resumable mid-epoch: order and augmentation from (seed, epoch)
-            sampler = SeededRandomSampler(len(dataset), self.seed)  # type: ignore[arg-type]
-            # Lightning sets the epoch before each epoch, but a resumed fit iterates the
-            # loader once before that: start at the epoch the trainer is about to run
-            trainer = self.trainer
-            sampler.set_epoch(0 if trainer is None
-                              else trainer.fit_loop.epoch_progress.current.processed)
-            return StatefulDataLoader(dataset, sampler=sampler, **kwargs)
-        sampler = None
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            # every image exactly once across the ranks (Lightning keeps a DistributedSampler)
-            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
-        return DataLoader(dataset, sampler=sampler, **kwargs)
+        # Lightning sets the epoch before each epoch, but a resumed fit iterates the loader
+        # once before that: start at the epoch the trainer is about to run
+        epoch = (0 if self.trainer is None
+                 else self.trainer.fit_loop.epoch_progress.current.processed)
+        return make_loader(dataset, batch_size, shuffle, self.num_workers, self.seed, epoch)
 
     def _part(self, part: str, transform: Callable) -> TransformedDataset:
         self._setup_train()

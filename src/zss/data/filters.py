@@ -21,7 +21,7 @@ from zss.data.splits import IGNORE_INDEX, ClassSplit, SplitError
 from zss.runtime.errors import UserInputError
 
 __all__ = ["LeakageError", "check_no_leakage", "holdout_split", "seenmask_target",
-           "stage1_indices", "stage2_indices"]
+           "stage1_indices", "stage2_indices", "stage_parts"]
 
 Presence = Sequence[AbstractSet[int]]
 
@@ -141,6 +141,44 @@ def holdout_split(indices: Sequence[int], fraction: float,
     n_held = min(n_held, max(n - 1, 0))
     held = set(random.Random(seed).sample(items, n_held))
     return [i for i in items if i not in held], [i for i in items if i in held]
+
+
+def stage_parts(stage1: Sequence[int], stage2: Sequence[int], fraction: float, seed: int,
+                held: AbstractSet[int] | None = None) -> dict[str, list[int]]:
+    """The training and held-out images of both stages (checkpoint selection and gate tuning
+    on held-out *training* images, never the test split).
+
+    One held-out set for both stages: ``fraction`` of the stage-1 images plus the same
+    fraction of the images only stage 2 may use (:func:`holdout_split`, ``seed``), so that no
+    image is trained on in one stage and validated on in the other; on small data stage 2
+    still gets one held-out image of its own (never a stage-1 training image, whose features
+    stage 1 fitted). With ``held`` (a stage-1 checkpoint's held-out images) those are held
+    out instead and every other usable image is trained on.
+
+    Args:
+        stage1, stage2: the images each stage may use (:func:`stage1_indices`,
+            :func:`stage2_indices`; stage 1's are stage 2's too).
+        fraction, seed: as :func:`holdout_split`.
+        held: image indices to hold out, or None to draw them.
+
+    Returns:
+        ``{"stage1_train", "stage1_val", "stage2_train", "stage2_val"}``: sorted indices;
+        ``stage2_val`` holds ``stage1_val``.
+    """
+    only_s2 = sorted(set(stage2) - set(stage1))
+    if held is not None:
+        s1_train, s1_held = [i for i in stage1 if i not in held], [i for i in stage1 if i in held]
+        extra_train = [i for i in only_s2 if i not in held]
+        extra_held = [i for i in only_s2 if i in held]
+    else:
+        s1_train, s1_held = holdout_split(stage1, fraction, seed)
+        extra_train, extra_held = holdout_split(only_s2, fraction, seed)
+        if fraction > 0 and not (s1_held or extra_held) and only_s2:
+            pick = random.Random(seed).choice(only_s2)
+            extra_train, extra_held = [i for i in only_s2 if i != pick], [pick]
+    return {"stage1_train": sorted(s1_train), "stage1_val": sorted(s1_held),
+            "stage2_train": sorted(s1_train + extra_train),
+            "stage2_val": sorted(s1_held + extra_held)}
 
 
 class LeakageError(UserInputError, RuntimeError):

@@ -17,7 +17,12 @@ import hashlib
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import Sampler
+import torch.distributed as dist
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchdata.stateful_dataloader import StatefulDataLoader
+
+from zss.data.transforms import pad_collate
 
 
 class SeededRandomSampler(Sampler):
@@ -70,3 +75,29 @@ def seeded(seed: int | None) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
         yield
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int,
+                epoch: int = 0) -> DataLoader:
+    """The DataLoader of a stage's images (batches padded by
+    :func:`zss.data.transforms.pad_collate`).
+
+    Training (``shuffle``): a :class:`~torchdata.stateful_dataloader.StatefulDataLoader`
+    (Lightning resumes it mid-epoch) over :class:`SeededRandomSampler` at ``epoch``: order and
+    augmentation from (seed, epoch). Evaluation: the images in order; under DDP each image on
+    exactly one rank (:class:`UnrepeatedDistributedSampler`: Lightning's padding
+    ``DistributedSampler`` would count some twice in a dataset-level confusion matrix). The
+    workers' base seed comes from the loader's own generator, so iterating a loader never
+    draws from the global RNG (dropout's, restored on resume).
+    """
+    kwargs = dict(batch_size=batch_size, num_workers=num_workers, collate_fn=pad_collate,
+                  persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available(),
+                  generator=torch.Generator().manual_seed(seed))
+    if shuffle:
+        sampler = SeededRandomSampler(len(dataset), seed)  # type: ignore[arg-type]
+        sampler.set_epoch(epoch)
+        return StatefulDataLoader(dataset, sampler=sampler, **kwargs)
+    sampler = None
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+    return DataLoader(dataset, sampler=sampler, **kwargs)
