@@ -35,9 +35,9 @@ from PIL import Image
 from torchvision.io import decode_jpeg, read_file
 
 from zss.data import VOCSegmentation, ZSSDataModule, pad_collate, split_from_config
+from zss.data.batches import normalize_batch
 from zss.data.datasets.voc import read_image
 from zss.data.transformed import TransformedDataset
-from zss.data.transforms import normalize_batch
 from zss.models import preprocessing_for
 
 

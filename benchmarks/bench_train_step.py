@@ -37,8 +37,8 @@ from _common import REPO, Seconds, alternate, header, median, ratio_line, show
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
+from zss.data.batches import normalize_batch
 from zss.data.splits import VOC_CLASSES, split_from_config
-from zss.data.transforms import normalize_batch
 from zss.models.losses import cosine_embedding_loss
 from zss.stages import Stage1Module
 

@@ -14,7 +14,7 @@ Goal on an H200: >= 40 % of the bf16 peak in training (the best bf16 variant).
 
 Self-checks (exit status 1 when one fails):
 - a CUDA device is present (else it says so and exits 1 at once);
-- the device normalisation (``zss.data.transforms.normalize_batch``, what the modules run in
+- the device normalisation (``zss.data.batches.normalize_batch``, what the modules run in
   ``on_after_batch_transfer``) gives the CPU's float32 bytes exactly, for both
   preprocessings (ImageNet and Caffe), padding included;
 - before training, each variant's embeddings (eval mode, same weights and batch) are within
@@ -107,7 +107,7 @@ VARIANTS = [  # name, precision, autocast dtype, channels_last, compile
 
 def check_device_normalisation(dev: torch.device) -> list[str]:
     """normalize_batch on ``dev`` against the CPU, bit for bit (both preprocessings)."""
-    from zss.data.transforms import normalize_batch
+    from zss.data.batches import normalize_batch
     from zss.models import CAFFE_PREPROCESSING, IMAGENET_PREPROCESSING
 
     g = torch.Generator().manual_seed(0)

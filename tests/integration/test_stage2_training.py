@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from zss.data.batches import pad_collate
 from zss.data.filters import seenmask_target
 from zss.data.splits import VOC_CLASSES, ClassSplit
-from zss.data.transforms import pad_collate
 from zss.models import bilinear_kernel
 from zss.stages import Stage1Module, Stage2Module
 

@@ -1,4 +1,4 @@
-"""`python -m zss.report` reads metrics.json (zss.report.find_jobs): only test scores are results."""
+"""`python -m zss.report` reads metrics.json (zss.evaluation.sweep_tables.find_jobs): only test scores are results."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import math
 
 def test_the_report_reads_only_the_test_scores_as_results(tmp_path):
     """metrics.json's held-out val/ and tune/ keys are not rows of `python -m zss.report`."""
-    from zss.report import find_jobs
+    from zss.evaluation.sweep_tables import find_jobs
 
     (tmp_path / "metrics.json").write_text(json.dumps({"status": "finished", "metrics": {
         "val/fcn_je/miou": 0.5, "val/seenmask/loss": 0.3, "tune/szn_cs/objective": 0.4,

@@ -146,8 +146,8 @@ def test_device_normalisation_equals_the_cpu_path_bit_for_bit(crop, weights):
     run on the device) equal the old path (normalised per item on the CPU, then cropped,
     flipped and padded) bit for bit, for both preprocessings, with crop padding (scales
     below 1) and pad_collate padding (images of different sizes), from the same seeds."""
+    from zss.data.batches import normalize_batch
     from zss.data.sampling import seeded
-    from zss.data.transforms import normalize_batch
     from zss.models import preprocessing_for
 
     normalize = preprocessing_for(weights, "caffe" if weights else None)
@@ -176,7 +176,7 @@ def test_device_normalisation_equals_the_cpu_path_bit_for_bit(crop, weights):
 
 
 def test_normalize_batch_refuses_float_images():
-    from zss.data.transforms import normalize_batch
+    from zss.data.batches import normalize_batch
     from zss.models import preprocessing_for
 
     with pytest.raises(TypeError, match="must be uint8"):

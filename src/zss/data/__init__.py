@@ -23,8 +23,9 @@ _EXPORTS = {
                         "CONTEXT60_CLASSES", "IGNORE_INDEX", "VOC20_CLASSES", "VOC_CLASSES",
                         "ClassSplit", "SplitError", "split_from_config"),
     "zss.data.datasets.synthetic": ("SyntheticSegmentation",),
-    "zss.data.transforms": ("EvalTransform", "TrainTransform", "pad_collate", "resize_label",
-                            "resize_short_side", "same_size_parts"),
+    "zss.data.transforms": ("EvalTransform", "TrainTransform", "resize_label",
+                            "resize_short_side"),
+    "zss.data.batches": ("normalize_batch", "pad_collate", "same_size_parts"),
     "zss.data.datasets.voc": ("VOCSegmentation",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

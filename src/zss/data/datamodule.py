@@ -54,12 +54,12 @@ class ZSSDataModule(L.LightningDataModule):
 
     Batches hold uint8 images and labels (padded, with each image's ``size`` and ``box``):
     the stage modules normalise them on the device with their backbone's preprocessing
-    (:func:`zss.data.transforms.normalize_batch`; docs/method.md, "Recipes").
+    (:func:`zss.data.batches.normalize_batch`; docs/method.md, "Recipes").
         train_set, test_set: image-set names passed to ``dataset``.
         holdout_fraction: share of the training images held out for validation, in [0, 1).
         batch_size, eval_batch_size: batch sizes of training and of val/test; batches of
             full images of different sizes are padded (:func:`pad_collate`), and the
-            modules evaluate each padded image at its own size (:func:`zss.data.transforms.same_size_parts`),
+            modules evaluate each padded image at its own size (:func:`zss.data.batches.same_size_parts`),
             so scores do not depend on ``eval_batch_size``.
         num_workers: DataLoader workers (persistent when > 0).
         crop_size, scale_range: training crop (None = full images, the paper's setting) and

@@ -22,7 +22,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from zss.data.transforms import pad_collate
+from zss.data.batches import pad_collate
 
 
 class SeededRandomSampler(Sampler):
@@ -80,7 +80,7 @@ def seeded(seed: int | None) -> Iterator[None]:
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int,
                 epoch: int = 0) -> DataLoader:
     """The DataLoader of a stage's images (batches padded by
-    :func:`zss.data.transforms.pad_collate`).
+    :func:`zss.data.batches.pad_collate`).
 
     Training (``shuffle``): a :class:`~torchdata.stateful_dataloader.StatefulDataLoader`
     (Lightning resumes it mid-epoch) over :class:`SeededRandomSampler` at ``epoch``: order and

@@ -22,7 +22,7 @@ class TransformedDataset(Dataset):
 
     Items: ``dict(image uint8 (3, h, w), label uint8 (h, w), box int64 (4,), id, [seenmask
     uint8 (h, w)])``; the modules normalise on the device
-    (:func:`zss.data.transforms.normalize_batch`).
+    (:func:`zss.data.batches.normalize_batch`).
 
     Args:
         base: the raw dataset.

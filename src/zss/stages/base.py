@@ -12,9 +12,9 @@ import torch
 from hydra.utils import get_class
 from torch import nn
 
+from zss.data.batches import normalize_batch, same_size_parts
 from zss.data.filters import check_no_leakage
 from zss.data.splits import ClassSplit
-from zss.data.transforms import normalize_batch, same_size_parts
 from zss.evaluation.evaluator import TestResult, ZeroShotEvaluator, curve_inputs
 from zss.inference.gates import GATES
 from zss.inference.variants import predict_variants, variant_scores
@@ -221,7 +221,7 @@ class ZeroShotModule(L.LightningModule):
     # ---- the batch on the device: normalised images, int64 labels ----------------------
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Normalise the uint8 images on the device with :attr:`preprocessing`, int64 labels
-        (:func:`zss.data.transforms.normalize_batch`), and the channels_last format when
+        (:func:`zss.data.batches.normalize_batch`), and the channels_last format when
         :attr:`channels_last`. Every training, validation and test batch passes here."""
         batch = normalize_batch(batch, self.preprocessing)
         if self.channels_last:

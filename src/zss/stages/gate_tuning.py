@@ -12,8 +12,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.aggregation import SumMetric
 
+from zss.data.batches import same_size_parts
 from zss.data.splits import ClassSplit
-from zss.data.transforms import same_size_parts
 from zss.evaluation.threshold_sweep import ThresholdSweep
 from zss.evaluation.tuning import choose, tuning_objective
 from zss.inference.gates import GATES, decision

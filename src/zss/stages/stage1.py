@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torchmetrics import MeanMetric
 
+from zss.data.batches import same_size_parts
 from zss.data.splits import IGNORE_INDEX
-from zss.data.transforms import same_size_parts
 from zss.evaluation.metrics import confusion_matrix_metric, segmentation_scores
 from zss.inference.nearest import cosine_scores, masked_argmax
 from zss.models.losses import LOSSES

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torchmetrics import MeanMetric
 
+from zss.data.batches import same_size_parts
 from zss.data.splits import IGNORE_INDEX
-from zss.data.transforms import same_size_parts
 from zss.evaluation.metrics import confusion_matrix_metric
 from zss.models.losses import masked_cross_entropy
 from zss.stages.base import ZeroShotModule, make_optimizer
