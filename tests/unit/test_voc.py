@@ -32,35 +32,34 @@ def test_missing_files(tiny_voc, kind):
     assert Path(kind).stem in msg and Path(kind).name in msg and "train.txt" in msg
 
 
-def test_rgb_colour_mask(tiny_voc):
-    write_item(tiny_voc, "img1", small_label((0, 5)), rgb_label=True)
-    ds = VOCSegmentation(tiny_voc, "train")
-    for call in (lambda: ds[1], ds.class_presence):
+def _errors_of_item_and_scan(ds, index: int) -> list[str]:
+    """The DataError messages of reading item ``index`` and of the class-presence scan: both
+    must refuse the bad file."""
+    messages = []
+    for call in (lambda: ds[index], ds.class_presence):
         with pytest.raises(DataError) as err:
             call()
-        msg = str(err.value)
+        messages.append(str(err.value))
+    return messages
+
+
+def test_rgb_colour_mask(tiny_voc):
+    write_item(tiny_voc, "img1", small_label((0, 5)), rgb_label=True)
+    for msg in _errors_of_item_and_scan(VOCSegmentation(tiny_voc, "train"), 1):
         assert "img1.png" in msg and "RGB colour mask" in msg and "palette" in msg
         assert "colour map" in msg
 
 
 def test_label_value_out_of_range(tiny_voc):
     write_item(tiny_voc, "img2", small_label((0, 42)))
-    ds = VOCSegmentation(tiny_voc, "train")
-    for call in (lambda: ds[2], ds.class_presence):
-        with pytest.raises(DataError) as err:
-            call()
-        msg = str(err.value)
+    for msg in _errors_of_item_and_scan(VOCSegmentation(tiny_voc, "train"), 2):
         assert "img2.png" in msg and "42" in msg and "num_classes=21" in msg
     assert VOCSegmentation(tiny_voc, "train", num_classes=43)[2]["label"].max() == 255
 
 
 def test_image_label_size_mismatch(tiny_voc):
     write_item(tiny_voc, "img0", small_label((0, 1), h=12, w=16), image_hw=(10, 16))
-    ds = VOCSegmentation(tiny_voc, "train")
-    for call in (lambda: ds[0], ds.class_presence):
-        with pytest.raises(DataError) as err:
-            call()
-        msg = str(err.value)
+    for msg in _errors_of_item_and_scan(VOCSegmentation(tiny_voc, "train"), 0):
         assert "'img0'" in msg and "10×16" in msg and "12×16" in msg
 
 
