@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from zss.evaluation.tuning import gates_for
+
 REPO = Path(__file__).resolve().parents[2]
 # The ZS3 K variants differ from their K = 2 file only in the split (tests/unit/
 # test_protocols.py checks that, tests/integration/test_protocols.py their image counts on the
@@ -57,8 +59,7 @@ def _variants(cfg, payload: dict) -> set[str]:
     variants = ({"fcn_je", "szn", "szn_ps"} if "stage2" in cfg.stages
                 else {"fcn_je", "szn_ps"})
     if cfg.split.train_unseen:  # the gates, tuned on held-out training images
-        gates = {"szn_cs", "szn_maxcos"} | ({"szn_threshold"} if "stage2" in cfg.stages
-                                            else set())
+        gates = set(gates_for("stage2" in cfg.stages))  # every registered gate it can use
         tuning = payload["gate_tuning"]
         assert set(tuning["gates"]) == gates
         # a few tiny steps leave most objectives flat: such a gate is untuned, not evaluated

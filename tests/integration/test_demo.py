@@ -85,7 +85,7 @@ def test_reduced_demo_shows_the_zero_shot_pattern(demo):
 
 
 def test_reduced_demo_draws_the_prediction_grid(demo):
-    from zss.data.datasets.voc import voc_colormap
+    from zss.evaluation.predictions_plot import class_palette
 
     cfg, out, payload, _ = demo
     png = out / "predictions.png"
@@ -104,7 +104,7 @@ def test_reduced_demo_draws_the_prediction_grid(demo):
     with_u = [bool(np.isin(base[i]["label"].numpy(), split.unseen_idx).any())
               for i in range(len(base))]
     rows = sorted([with_u.index(True), with_u.index(False)])
-    cmap = voc_colormap()
+    cmap = class_palette(split.class_names)
     for r, index in enumerate(rows):
         item = base[index]
         y = top + r * step

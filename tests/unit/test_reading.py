@@ -114,3 +114,39 @@ def test_the_summary_labels_its_readings_per_protocol():
     assert float(row[2]) == round(100 * s["fcn_je"]["miou_seen_nan0"], 1)
     assert s["fcn_je"]["miou_seen_nan0"] < s["fcn_je"]["miou_seen"]
     assert "original SZN code" not in summary(s, "spnet")
+
+
+def _cie_lab(rgb):
+    """sRGB (0-255) to CIE L*a*b* (D65), the standard formulas."""
+    import numpy as np
+
+    c = np.asarray(rgb, dtype=float) / 255
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = c @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                        [0.0193, 0.1192, 0.9505]]).T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]),
+                     200 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+def test_the_class_colours_can_be_told_apart():
+    """predictions.png's palette for VOC's 21 classes and void: no two of its 22 colours
+    closer than CIE76 ΔE 30 (VOC's own colour map: cat (64,0,0) is 8.8 from background
+    black); background black, void white; the 60 classes of context60 all distinct."""
+    import numpy as np
+
+    from zss.data.files import voc_colormap
+    from zss.data.splits import CONTEXT60_CLASSES, VOC_CLASSES
+    from zss.evaluation.predictions_plot import class_palette
+
+    def smallest_gap(colours):
+        lab = _cie_lab(colours)
+        gaps = np.linalg.norm(lab[:, None] - lab[None], axis=-1)
+        return gaps[np.triu_indices(len(colours), 1)].min()
+
+    voc = class_palette(VOC_CLASSES)
+    assert tuple(voc[0]) == (0, 0, 0) and tuple(voc[255]) == (255, 255, 255)
+    assert smallest_gap(np.concatenate([voc[:21], voc[255:]])) >= 30
+    assert smallest_gap(voc_colormap()[:21]) < 10  # what it replaces
+    context = class_palette(CONTEXT60_CLASSES)[:60]
+    assert len({tuple(c) for c in context}) == 60

@@ -2,8 +2,7 @@
 SZN | SZN-PS | seenmask (the variants the model has), and a colour legend naming the classes.
 
 Classes are drawn in colours chosen to be told apart (:func:`class_palette`: background black,
-then Sasha Trubetskoy's 20 distinct colours, then matplotlib's tab20b and tab20c); the legend
-tags train_unseen classes ``(TU)`` and unseen (test-only) classes ``(U)``. The seenmask column
+then :data:`DISTINCT_COLOURS`, then matplotlib's tab20b and tab20c); the legend tags train_unseen classes ``(TU)`` and unseen (test-only) classes ``(U)``. The seenmask column
 shows SZN's per-pixel decision: "seen" (train_seen branch) or "unseen" (the train_unseen ∪ U
 branch).
 """
@@ -26,30 +25,38 @@ __all__ = ["ImagePredictions", "class_palette", "predict_test_images", "predicti
            "save_test_predictions"]
 
 SEENMASK_COLOURS = {"seen": (70, 70, 70), "unseen": (255, 160, 0)}
-DISTINCT_COLOURS = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#42d4f4",
-                    "#f032e6", "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8",
-                    "#800000", "#aaffc3", "#808000", "#ffd8b1", "#000075", "#a9a9a9")
-"""Sasha Trubetskoy, "List of 20 Simple, Distinct Colors" (sashamaps.net/docs/resources/
-20-colors), in the order given there (most distinct first)."""
+DISTINCT_COLOURS = ("#f032e6", "#e41a1c", "#ffff33", "#2ca02c", "#000075", "#1f77b4", "#8c6d31",
+                    "#e78ac3", "#469990", "#aaffc3", "#e6ab02", "#ad494a", "#4363d8", "#e7298a",
+                    "#e7cb94", "#ff7f0e", "#7b4173", "#42d4f4", "#666666", "#fc8d62")
+"""20 object colours chosen greedily, each the candidate farthest (CIE76 ΔE) from black, white
+and those before it, among Sasha Trubetskoy's "20 Simple, Distinct Colors"
+(sashamaps.net/docs/resources/20-colors) and matplotlib's tab10, tab20, tab20b, Set1, Dark2
+and Set2: no two of them, black and white closer than ΔE 31 (VOC's colour map: 8.8)."""
 VOID_COLOUR = (255, 255, 255)
 
 
 def class_palette(class_names: Sequence[str]) -> np.ndarray:
     """uint8 (256, 3) RGB colours by label value: ``background`` black, the other classes in
-    order :data:`DISTINCT_COLOURS`, then matplotlib's ``tab20b`` and ``tab20c`` (60 colours
-    in all before they repeat); void (255) white. (VOC's own colour map gives several
-    classes nearly the same dark red or green.)"""
+    order :data:`DISTINCT_COLOURS`, then the colours of matplotlib's ``tab20b``, ``tab20c``
+    and ``Set3`` not among them (75 colours in all before they repeat); void (255) white.
+    (VOC's own colour map gives several classes nearly the same dark red or green.)"""
     from matplotlib import colormaps
 
-    extra = [tuple(int(255 * x) for x in colormaps[name](i)[:3])
-             for name in ("tab20b", "tab20c") for i in range(20)]
-    colours = [tuple(int(h[i:i + 2], 16) for i in (1, 3, 5)) for h in DISTINCT_COLOURS] + extra
+    colours = [tuple(int(h[i:i + 2], 16) for i in (1, 3, 5)) for h in DISTINCT_COLOURS]
+    for name in ("tab20b", "tab20c", "Set3"):
+        cmap = colormaps[name]
+        for i in range(cmap.N):
+            rgb = tuple(round(255 * x) for x in cmap(i)[:3])
+            if rgb not in colours:
+                colours.append(rgb)
     palette = np.zeros((256, 3), dtype=np.uint8)
     objects = iter(colours * (1 + len(class_names) // len(colours)))
     for i, name in enumerate(class_names[:255]):
         palette[i] = (0, 0, 0) if name == "background" else next(objects)
     palette[IGNORE_INDEX] = VOID_COLOUR
     return palette
+
+
 _PAD, _TITLE_H = 4, 20
 
 

@@ -194,7 +194,7 @@ def explain_gates(scores: Mapping[str, Mapping[str, float]],
 
     Args:
         scores: ``{variant: {metric: value}}`` with ``szn`` or ``fcn_je`` and the gate
-            variants (``szn_threshold``, ``szn_cs``, ``szn_maxcos``).
+            variants (:data:`zss.inference.gates.GATES`).
         tuning: ``metrics.json``'s ``gate_tuning``: per gate its ``parameter``, ``value``,
             and ``miou_train_unseen`` on the held-out training images.
 
@@ -223,7 +223,7 @@ def explain_gates(scores: Mapping[str, Mapping[str, float]],
                     f"{pts(s['miou_unseen'] - ref['miou_unseen'])}, seen mIoU "
                     f"{pts(s['miou_seen'] - ref['miou_seen'])}.")
         tu = r.get("miou_train_unseen", math.nan)
-        if g == "szn_threshold" and tu - s["miou_unseen"] >= CLEAR_GAP:
+        if gate.needs_seenmask and tu - s["miou_unseen"] >= CLEAR_GAP:
             said.append(f"Its train_unseen mIoU on the tuning images was {_pct(tu)}, its U "
                         f"mIoU on test {_pct(s['miou_unseen'])}: the seenmask was trained on "
                         "the train_unseen classes, so they are an optimistic stand-in for U "

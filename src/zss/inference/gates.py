@@ -7,16 +7,19 @@ and a threshold θ: the pixel takes the seen branch when ``z > θ``, or when ``z
 its tie flag is set. Written this way, one pass can count the confusion matrices of a whole
 grid of θ at once (:class:`zss.evaluation.threshold_sweep.ThresholdSweep`).
 
-============================  =====================  =============================  ========
-gate (variant)                 z                      seen when                      tie
-============================  =====================  =============================  ========
-``seenmask`` (``szn``)         l_seen − l_unseen      z > 0 (the head's argmax)      unseen
-``seenmask_threshold``         l_seen − l_unseen      P(seen) > t, i.e. z > logit t  unseen
-(``szn_threshold``)
-``calibrated_stacking``        cos_a − cos_b          cos_a − γ > cos_b              lowest
-(``szn_cs``)                                                                         index
-``max_cosine`` (``szn_maxcos``) cos_a                 cos_a ≥ τ                      seen
-============================  =====================  =============================  ========
+=====================  =====================  =============================  =============
+variant                z                      seen when                      tie
+=====================  =====================  =============================  =============
+``szn`` (not tuned)    l_seen − l_unseen      z > 0 (the head's argmax)      unseen
+``szn_threshold``      l_seen − l_unseen      P(seen) > t, i.e. z > logit t  unseen
+``szn_cs``             cos_a − cos_b          cos_a − γ > cos_b              lowest index
+``szn_maxcos``         cos_a                  cos_a ≥ τ                      seen
+=====================  =====================  =============================  =============
+
+The last three are the registered gates (:data:`GATES`, their decision rules
+``_seenmask_score``, ``_stacking_score``, ``_max_cosine_score``; the convenience functions
+:func:`seenmask_threshold`, :func:`calibrated_stacking`, :func:`max_cosine`); ``szn`` is the
+paper's seenmask, :func:`zss.inference.nearest.predict_szn`.
 
 Sources: ``seenmask`` is the paper's SZN (its 2-channel head, argmax); ``seenmask_threshold``
 moves the same head's decision boundary; ``calibrated_stacking`` is Chao et al., "An Empirical

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from zss.data.splits import ClassSplit
 from zss.evaluation.evaluator import TestResult
 from zss.evaluation.tuning import OBJECTIVE, gates_for
+from zss.inference.gates import GATES
 from zss.runtime.console import progress_callbacks
 from zss.runtime.fitting import gpu_options
 from zss.runtime.launchers import cluster_plugins
@@ -29,7 +30,7 @@ def tune_gates(cfg: DictConfig, module: L.LightningModule, dm, split: ClassSplit
     ``metrics.json`` records under ``gate_tuning`` (or why nothing was tuned)."""
     if not split.train_unseen:
         reason = (f"split '{split.name}' has no train_unseen class to stand in for the unseen "
-                  "ones, so the gate variants (szn_threshold, szn_cs, szn_maxcos) are skipped")
+                  f"ones, so the gate variants ({', '.join(GATES)}) are skipped")
     elif not training:
         reason = ("this run trains nothing, so it has no held-out training images to tune "
                   "on (the test split is never used for that); the gate variants are skipped")

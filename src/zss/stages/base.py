@@ -251,13 +251,15 @@ class ZeroShotModule(L.LightningModule):
         in the next test.
 
         Raises:
-            ValueError: an unknown gate, or ``szn_threshold`` on a model without seenmask.
+            ValueError: an unknown gate, or a gate that reads the seenmask on a model without
+                one.
         """
         unknown = set(gates) - set(GATES)
         if unknown:
             raise ValueError(f"unknown gates {sorted(unknown)}; known: {sorted(GATES)}")
-        if "szn_threshold" in gates and not self.hparams.seenmask:
-            raise ValueError("szn_threshold reads the seenmask head, which this stage-1 "
+        reads_seenmask = [g for g in gates if GATES[g].needs_seenmask]
+        if reads_seenmask and not self.hparams.seenmask:
+            raise ValueError(f"{reads_seenmask} read the seenmask head, which this stage-1 "
                              "model does not have (train stage 2)")
         self.gates = {k: float(v) for k, v in gates.items()}
         self.test_variants = self._variants()
