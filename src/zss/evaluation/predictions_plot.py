@@ -24,7 +24,7 @@ from zss.inference.variants import predict_variants, title, variant_scores
 __all__ = ["ImagePredictions", "class_palette", "predict_test_images", "prediction_grid",
            "save_test_predictions"]
 
-SEENMASK_COLOURS = {"seen": (70, 70, 70), "unseen": (255, 160, 0)}
+SEENMASK_COLOURS = {"seen": (200, 200, 200), "unseen": (255, 160, 0)}
 DISTINCT_COLOURS = ("#f032e6", "#e41a1c", "#ffff33", "#2ca02c", "#000075", "#1f77b4", "#8c6d31",
                     "#e78ac3", "#469990", "#aaffc3", "#e6ab02", "#ad494a", "#4363d8", "#e7298a",
                     "#e7cb94", "#ff7f0e", "#7b4173", "#42d4f4", "#666666", "#fc8d62")
