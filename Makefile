@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install zss editable with the dev extras
 
-demo: $(STAMP) ## Train + evaluate SZN offline on generated data (~2 min on 2 idle cores)
+demo: $(STAMP) ## Train + evaluate SZN offline on generated data (~1 min on 2 idle cores)
 	$(PY) -m zss.run +experiment=demo $(DEMO_ARGS)
 
 # pytest-xdist workers; each module's tests stay in one worker (its shared runs are made once)
