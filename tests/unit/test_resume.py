@@ -1,4 +1,4 @@
-"""resume=DIR's arguments (zss.run.resume_arguments): a run resumes in the folder it was
+"""resume=DIR's arguments (zss.runtime.command_line.resume_arguments): a run resumes in the folder it was
 started in; a run that failed before any checkpoint is not offered as resumable."""
 
 import json
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from zss.run import resume_arguments
+from zss.runtime.command_line import resume_arguments
 
 
 def test_a_run_that_failed_before_any_checkpoint_is_not_offered_as_resumable(tmp_path, capsys):
-    from zss.run import resume_arguments
+    from zss.runtime.command_line import resume_arguments
 
     refused = tmp_path / "refused"  # e.g. stopped by the checkpoint/config check
     refused.mkdir()
