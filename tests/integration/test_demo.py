@@ -14,6 +14,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
+from zss.inference.gates import GATES
 from zss.runtime.runner import train_and_test
 from zss.stages import Stage2Module
 
@@ -169,9 +170,21 @@ def test_the_demo_reports_every_gate_tuned_and_the_tradeoff_curve(demo):
         assert {k.split("/", 2)[-1] for k in m if k.startswith(f"test/{g}/")} == {
             k.split("/", 2)[-1] for k in m if k.startswith("test/szn/")}
         assert f"{g:<14} {parameter}" in printed
-    # the tuned gate is at least as good as the untuned one on the tuning images
-    assert tuning["gates"]["szn_threshold"]["objective"] >= tuning["reference"]["szn"]
-    assert tuning["gates"]["szn_cs"]["objective"] >= tuning["reference"]["fcn_je"]
+    # the default rule, seen_budget: each gate's held-out train_seen mIoU within the budget
+    # of its best over the grid
+    assert tuning["rule"]["name"] == "seen_budget" and tuning["rule"]["seen_budget"] == 0.05
+    for g in GATE_VARIANTS:
+        r = tuning["gates"][g]
+        assert r["seen_best"] - 0.05 <= r["miou_train_seen"] <= r["seen_best"]
+    # each gate's own test curve against its tuned value: a test-set analysis
+    curves = json.loads((out / "metrics.json").read_text())["gate_test_curves"]
+    assert "test-set analysis" in curves["note"]
+    for g in GATE_VARIANTS:
+        c = curves[g]
+        assert c["tuned_value"] == tuning["gates"][g]["value"]
+        assert c["tuned_hiou"] == m[f"test/{g}/hiou"] <= c["best_hiou"]
+        assert c["gap"] == pytest.approx(c["best_hiou"] - c["tuned_hiou"])
+        assert f"{g:<14} best " in printed
     header = (out / "per_class_iou.csv").read_text().splitlines()[0].split(",")
     assert header == ["class", "set", "iou_percent/fcn_je", "iou_percent/szn",
                       "iou_percent/szn_ps", *(f"iou_percent/{g}" for g in GATE_VARIANTS)]
@@ -224,3 +237,38 @@ def test_tuning_never_sees_the_test_split(demo, tmp_path, monkeypatch):
         tuner, dataloaders=_test_data(garbled, module.split).test_dataloader(), verbose=False)
     on_test = {g: r["value"] for g, r in tuner.result.items() if g != "reference"}
     assert on_test != {g: r["value"] for g, r in payload["gate_tuning"]["gates"].items()}
+
+
+@pytest.mark.parametrize("rule", ["stand_in", "all_names", "seen_budget", "unseen_rate"])
+def test_every_rule_tunes_on_held_out_pixels_with_u_names_but_no_u_pixel(demo, rule,
+                                                                        monkeypatch):
+    """The tuning pass of every rule counts held-out training pixels only: no row of a U
+    class (no U pixel), and U's names in the unseen branch exactly when the rule says so
+    (predictions in U's columns); the rule's values are those of its choose function on the
+    pass's own matrices."""
+    from zss.evaluation.tuning import TUNING_RULES, gates_for
+    from zss.stages.gate_tuning import GateTuning
+
+    cfg, _, payload, _ = demo
+    module = Stage2Module.load_from_checkpoint(payload["stage2_ckpt"], map_location="cpu")
+    split = module.split
+    counted = {}
+    end = GateTuning.on_validation_epoch_end
+
+    def keep_matrices(self):
+        counted.update({g: s.compute().clone() for g, s in self.sweeps.items()})
+        end(self)
+
+    monkeypatch.setattr(GateTuning, "on_validation_epoch_end", keep_matrices)
+    dm = _test_data(cfg, split)
+    dm.setup("fit")
+    tuner = GateTuning(module, gates_for(True), rule=rule, budget=0.05)
+    L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
+              enable_model_summary=False).validate(
+        tuner, dataloaders=dm.gate_tuning_dataloader(), verbose=False)
+    names_in_branch = TUNING_RULES[rule].unseen_branch == "all_names"
+    for g, matrices in counted.items():
+        assert matrices[:, split.unseen_idx].sum() == 0  # no U pixel
+        assert bool(matrices[:, :, split.unseen_idx].sum() > 0) == names_in_branch, g
+        expected = TUNING_RULES[rule].choose(matrices, GATES[g].grid, split, 0.05)["value"]
+        assert tuner.result[g]["value"] == expected

@@ -11,7 +11,8 @@ stacking's γ (S = train_seen ∪ train_unseen against U, as Chao et al. define 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -63,6 +64,10 @@ class TestResult:
         tradeoff: the seen–unseen curve and its AUSUC (:meth:`ZeroShotEvaluator.tradeoff`),
             None without U classes.
         images: test images counted, over all DDP ranks.
+        gate_curves: per evaluated gate, its own test curve's best point: ``parameter``,
+            ``best_value``, ``best_hiou``, ``best_miou_seen``, ``best_miou_unseen`` (the
+            gate's parameter swept on the test split: a test-set analysis, never used to
+            choose anything).
     """
 
     scores: dict[str, dict[str, float]]
@@ -70,6 +75,17 @@ class TestResult:
     matrices: dict[str, torch.Tensor]
     tradeoff: dict[str, object] | None
     images: int
+    gate_curves: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def gate_gaps(self, tuned: dict[str, float]) -> dict[str, dict[str, float]]:
+        """Per gate of :attr:`gate_curves`: its curve's best point, the ``tuned`` value's
+        test hIoU and the ``gap`` between them (hIoU fractions; a test-set analysis)."""
+        out = {}
+        for g, c in self.gate_curves.items():
+            hiou = self.scores[g]["hiou"]
+            out[g] = {**c, "tuned_value": tuned.get(g), "tuned_hiou": hiou,
+                      "gap": c["best_hiou"] - hiou}
+        return out
 
     def metrics(self) -> dict[str, float]:
         """The flat ``test/<variant>/<metric>`` keys of ``metrics.json`` (and the AUSUC as
@@ -104,12 +120,18 @@ class ZeroShotEvaluator(nn.Module):
                                        for v in self.variants if v in gated()})
         self.curve = (ThresholdSweep(CURVE_GAMMAS, split.num_classes)
                       if "fcn_je" in variants and split.unseen else None)
+        self.gate_curves = nn.ModuleDict({  # each gate's own test curve (an analysis)
+            g: ThresholdSweep([GATES[g].threshold(p) for p in GATES[g].grid], split.num_classes)
+            for g in self.variants if g in GATES})
         self.images = SumMetric()
 
     def update(self, preds: dict[str, torch.Tensor], labels: torch.Tensor,
-               curve: tuple[torch.Tensor, ...] | None = None) -> None:
-        """Add a batch: ``preds`` of every variant, int64 (N, H, W) ``labels``, and for the γ
-        sweep :func:`curve_inputs` of the same batch (when :attr:`curve` is set)."""
+               curve: tuple[torch.Tensor, ...] | None = None,
+               decisions: dict[str, tuple[torch.Tensor, ...]] | None = None) -> None:
+        """Add a batch: ``preds`` of every variant, int64 (N, H, W) ``labels``, for the γ
+        sweep :func:`curve_inputs` of the same batch (when :attr:`curve` is set), and for the
+        gates' own test curves their decisions
+        (:func:`zss.inference.variants.gate_decisions`)."""
         for v in self.variants:
             self.matrices[v].update(preds[v], labels)
         self.images.update(labels.shape[0])
@@ -120,6 +142,9 @@ class ZeroShotEvaluator(nn.Module):
         if self.curve is not None and curve is not None:
             z, tie, a, b = curve
             self.curve.update(z, tie, a, b, labels)
+        for g, sweep in self.gate_curves.items():
+            if decisions is not None and g in decisions:
+                sweep.update(*decisions[g], labels)
 
     def tradeoff(self) -> dict[str, object] | None:
         """The seen–unseen curve of calibrated stacking on this split (None without U; S
@@ -156,8 +181,17 @@ class ZeroShotEvaluator(nn.Module):
         """Everything :meth:`compute` and :meth:`tradeoff` give, with the matrices and the
         image count, as one :class:`TestResult` (collective under DDP: every rank calls it)."""
         scores, table = self.compute()
+        curves = {}
+        for g, sweep in self.gate_curves.items():
+            hiou = [zero_shot_scores(h, self.split) for h in sweep.compute()]
+            defined = [i for i, s in enumerate(hiou) if not math.isnan(s["hiou"])]
+            if defined:
+                i = max(defined, key=lambda k: hiou[k]["hiou"])  # the first of equal maxima
+                curves[g] = {"parameter": GATES[g].parameter, "best_value": GATES[g].grid[i],
+                             "best_hiou": hiou[i]["hiou"], "best_miou_seen": hiou[i]["miou_seen"],
+                             "best_miou_unseen": hiou[i]["miou_unseen"]}
         return TestResult(scores, table, {v: m.compute() for v, m in self.matrices.items()},
-                          self.tradeoff(), self.num_images())
+                          self.tradeoff(), self.num_images(), curves)
 
     def num_images(self) -> int:
         """Images counted since the last reset, summed over DDP ranks."""
@@ -171,3 +205,5 @@ class ZeroShotEvaluator(nn.Module):
             counts.reset()
         if self.curve is not None:
             self.curve.reset()
+        for sweep in self.gate_curves.values():
+            sweep.reset()

@@ -16,9 +16,8 @@ from zss.data.splits import ClassSplit
 from zss.evaluation.evaluator import TestResult
 from zss.evaluation.predictions_plot import save_test_predictions
 from zss.evaluation.reading import explain, explain_gates, summary
-from zss.evaluation.tables import format_table, table_csv
+from zss.evaluation.tables import format_table, format_tuning, table_csv
 from zss.evaluation.tradeoff_plot import save_tradeoff_png
-from zss.evaluation.tuning import format_tuning
 from zss.inference.variants import title
 from zss.runtime.checkpointing import write_atomic
 
@@ -29,6 +28,11 @@ AUSUC_NOTE = {
             "tuned result",
     "definition": "Chao et al. 2016: gamma subtracted from the cosines of S = train_seen + "
                   "train_unseen, against U; area under miou_seen (S) over miou_unseen (U)"}
+
+
+GAPS_NOTE = {"note": "test-set analysis: each gate's parameter swept on the test split "
+                     "against the value tuned on held-out training images; never used to "
+                     "choose anything"}
 
 
 def run_metrics(result: TestResult | None, tuning: dict[str, Any],
@@ -76,8 +80,12 @@ def write_test_files(out: Path, result: TestResult, meta: dict[str, Any], split:
     parts = [f"Test split '{test_set}' ({result.images} images), {split.name}, protocol "
              f"{meta['protocol']}{source}, IoU in percent:\n"
              f"{format_table(result.scores, result.table)}"]
+    tuned = {g: r["value"] for g, r in tuning.get("gates", {}).items()}
+    gaps = result.gate_gaps(tuned)
+    if gaps:
+        meta["gate_test_curves"] = {**GAPS_NOTE, **gaps}
     if tuning or result.tradeoff is not None:
-        parts.append(format_tuning(tuning, result.tradeoff))
+        parts.append(format_tuning(tuning, result.tradeoff, gaps))
     parts.append(f"Summary (percent; {split.name}, protocol {meta['protocol']}):\n"
                  f"{summary(result.scores, meta['protocol'])}")
     if result.tradeoff is not None:

@@ -1,14 +1,14 @@
-"""The results as text: the per-class IoU table with every summary score, and its CSV."""
+"""The results as text: the per-class IoU table with every summary score, its CSV, and the
+gates' tuning lines."""
 
 from __future__ import annotations
 
 import csv
 import io
 import math
+from typing import Any
 
-from zss.evaluation.metrics import (
-    PAPER_KEYS,
-)
+from zss.evaluation.metrics import PAPER_KEYS
 from zss.inference.variants import gated as gated_variants
 
 
@@ -51,3 +51,48 @@ def table_csv(table: list[dict[str, object]]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return f.getvalue()
+
+
+def format_tuning(tuning: dict[str, Any], tradeoff: dict[str, Any] | None,
+                  curves: dict[str, dict[str, Any]] | None = None) -> str:
+    """The lines printed beside the results table: the tuning rule, each gate's tuned value
+    and objective (or why none was tuned), then the test-set analyses — each gate's own test
+    curve against its tuned value (``curves``, :meth:`TestResult.gate_gaps`) and the AUSUC of
+    the seen–unseen curve."""
+    lines = []
+    if "skipped" in tuning:
+        lines.append(f"Gates: not tuned — {tuning['skipped']}")
+    else:
+        rule = tuning.get("rule", {})
+        budget = (f" {100 * rule['seen_budget']:g} points" if rule.get("name") == "seen_budget"
+                  else "")
+        lines.append(f"Gates tuned on {tuning['images']} held-out training images of stage 2 "
+                     f"(train_unseen standing in for U), rule {rule.get('name', 'stand_in')}"
+                     f"{budget}: {rule.get('criterion', tuning['objective'])}:")
+        for g, r in tuning["gates"].items():
+            if r["value"] is None:
+                lines.append(f"  {g:<14} {r['parameter']:<6}untuned, not evaluated: "
+                             f"{r.get('untuned', 'no value was chosen')}")
+                continue
+            lines.append(f"  {g:<14} {r['parameter']:<6}= {r['value']:<10.4g} objective "
+                         f"{_pct(r['objective'])} (train_seen {_pct(r['miou_train_seen'])}, "
+                         f"train_unseen {_pct(r['miou_train_unseen'])})")
+        untuned = {"szn": "szn (t = 0.5)", "fcn_je": "fcn_je (γ = 0)"}
+        for name, o in tuning.get("reference", {}).items():
+            lines.append(f"  {untuned[name]:<25} objective {_pct(o)} (untuned, same images)")
+    if curves:
+        lines.append("Each gate's own test curve (its parameter swept on the TEST split: an "
+                     "analysis, not a tuned result): best hIoU vs the tuned value's")
+        for g, c in curves.items():
+            lines.append(f"  {g:<14} best {_pct(c['best_hiou'])} at {c['parameter']} = "
+                         f"{c['best_value']:.4g}; tuned {_pct(c['tuned_hiou'])} (gap "
+                         f"{100 * c['gap']:.1f} points)")
+    if tradeoff is not None:
+        a = tradeoff["ausuc"]
+        lines.append("AUSUC (calibrated stacking of S against U, γ swept on the TEST split: an "
+                     "analysis, not a tuned result): " + ("n/a" if math.isnan(a) else f"{100 * a:.2f} %"))
+    return "\n".join(lines)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f} %"

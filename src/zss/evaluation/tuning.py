@@ -1,24 +1,41 @@
-"""Tuning the gates' parameters on held-out training images — never on the test split.
+"""Tuning the gates' parameters on held-out training images — never on the test split, never
+with a U pixel — by a rule chosen with ``gates.tuning`` (:data:`TUNING_RULES`).
 
-Each gate of :data:`zss.inference.gates.GATES` has one parameter (t, γ, τ). It is chosen on the
-held-out images of stage 2 (:meth:`zss.data.ZSSDataModule.gate_tuning_dataloader`: training
-images never trained on by stage 2, with no U pixel — checked on every item), with
-**train_unseen standing in for the unseen classes**: the seen branch is train_seen, the
-unseen branch train_unseen alone (U is not a candidate, and no U pixel is there), which is
-the role the paper gives the train_unseen classes (docs/evaluation.md, "Gates tuned without
-unseen data").
+Each gate of :data:`zss.inference.gates.GATES` has one parameter (t, γ, τ), and its grid runs
+from seen-leaning to unseen-leaning (the pixel is "seen" when z > θ, so a larger θ sends more
+pixels to the unseen branch). The tuning pass (:class:`zss.stages.gate_tuning.GateTuning`)
+counts, on the held-out images of stage 2 (training images stage 2 never trained on, with no
+U pixel — checked on every item), one dataset-level confusion matrix per grid value
+(:class:`zss.evaluation.threshold_sweep.ThresholdSweep`); the train_unseen classes stand in
+for the unseen ones. A rule then picks one value from those matrices:
 
-Objective: the harmonic mean of ``miou_train_seen`` and ``miou_train_unseen`` on those images
-(the hIoU of the stand-in split), computed from dataset-level confusion matrices
-(:class:`zss.evaluation.threshold_sweep.ThresholdSweep`) at every value of the gate's fixed grid in one pass. The
-harmonic mean, as hIoU at test, rewards a gate only for getting both sides right; pixel
-accuracy would favour never saying "unseen" (train_seen pixels are the majority). Among
-equally good values the middle one of the maximisers (in grid order) is taken.
+- ``stand_in`` (the rule of earlier zss versions): the unseen branch holds train_unseen alone;
+  maximise the harmonic mean of ``miou_train_seen`` and ``miou_train_unseen`` (the stand-in
+  split's hIoU; the middle of equal maximisers).
+- ``all_names``: the same objective with the unseen branch holding every unseen-side class
+  name known at test time, train_unseen ∪ U *vectors* (inductive generalised zero-shot
+  evaluation gives the model every class name; the held-out images still hold no U pixel), so
+  the train_unseen pixels compete with the U vectors as they will at test.
+- ``seen_budget`` (the default): unseen branch as ``all_names``; the largest value (the most
+  unseen-leaning) whose held-out ``miou_train_seen`` stays within ``gates.seen_budget`` (IoU
+  fraction, 0.05 = 5 points) of its best over the grid. A threshold set by the error tolerated
+  on the known classes, as novelty detectors set theirs at a fixed true-positive rate on
+  in-distribution data (Hendrycks & Gimpel, ICLR 2017, "FPR at 95 % TPR"): the stand-in
+  objective measures the unseen side on two train_unseen classes the seenmask was trained
+  on, which over-calibrates; the seen side is measured on the held-out images faithfully.
+- ``unseen_rate``: unseen branch as ``all_names``; the value whose share of held-out pixels
+  sent to the unseen branch is closest to the share of train_unseen pixels among them (prior
+  matching).
+
+A gate with nothing to tune is **untuned** (value None, not evaluated; the reason recorded):
+its criterion is undefined everywhere, or no grid value is better than another.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,10 +44,11 @@ from zss.data.splits import ClassSplit
 from zss.evaluation.metrics import harmonic_mean, zero_shot_scores
 from zss.inference.gates import GATES
 
-__all__ = ["OBJECTIVE", "choose", "format_tuning", "gates_for", "tuning_objective"]
+__all__ = ["OBJECTIVE", "TUNING_RULES", "TuningRule", "choose", "choose_seen_budget",
+           "choose_unseen_rate", "gates_for", "tuning_objective"]
 
 OBJECTIVE = "hmean(miou_train_seen, miou_train_unseen)"
-"""The tuning objective, as recorded in ``metrics.json``."""
+"""The stand-in objective, as recorded in ``metrics.json`` (``tune/<gate>/objective``)."""
 
 
 def tuning_objective(hist: torch.Tensor, split: ClassSplit) -> tuple[float, float, float]:
@@ -41,69 +59,129 @@ def tuning_objective(hist: torch.Tensor, split: ClassSplit) -> tuple[float, floa
     return harmonic_mean(ts, tu), ts, tu
 
 
-def choose(matrices: torch.Tensor, grid: tuple[float, ...], split: ClassSplit) -> dict[str, Any]:
-    """The best grid value from the (G, C, C) matrices of a sweep.
+def _at(rows: list, grid: tuple[float, ...], i: int, **extra: Any) -> dict[str, Any]:
+    return {"value": grid[i], "objective": rows[i][0], "miou_train_seen": rows[i][1],
+            "miou_train_unseen": rows[i][2], **extra}
+
+
+def _untuned(reason: str, rows: list | None = None, i: int = 0) -> dict[str, Any]:
+    nan = (math.nan, math.nan, math.nan)
+    row = rows[i] if rows else nan
+    return {"value": None, "objective": row[0], "miou_train_seen": row[1],
+            "miou_train_unseen": row[2], "untuned": reason}
+
+
+def choose(matrices: torch.Tensor, grid: tuple[float, ...], split: ClassSplit,
+           budget: float = 0.0) -> dict[str, Any]:
+    """The stand-in rule (``stand_in`` and ``all_names``): the grid value of the largest
+    :data:`OBJECTIVE` over the (G, C, C) matrices of a sweep (the middle maximiser in grid
+    order; ``budget`` unused).
 
     Returns:
         ``{"value", "objective", "miou_train_seen", "miou_train_unseen"}`` at the chosen
-        value (the middle maximiser in grid order). A gate with nothing to tune is
-        **untuned**: ``value`` None and ``untuned`` the reason, when the objective is NaN
+        value. **Untuned** (``value`` None, ``untuned`` the reason) when the objective is NaN
         everywhere (no train_seen or no train_unseen pixel; the scores NaN) or the same at
-        every grid value where it is defined (e.g. 0.0 at all 201 τ: the objective carries
-        no signal, so no value is better than another; the scores are that constant's).
+        every grid value where it is defined (e.g. 0.0 at all 201 τ: it carries no signal;
+        the scores are that constant's).
     """
     rows = [tuning_objective(h, split) for h in matrices]
     objectives = [r[0] for r in rows]
     defined = [o for o in objectives if not math.isnan(o)]
     if not defined:
-        return {"value": None, "objective": math.nan, "miou_train_seen": math.nan,
-                "miou_train_unseen": math.nan,
-                "untuned": "the objective is undefined at every value (the held-out images "
-                           "lack train_seen or train_unseen pixels)"}
+        return _untuned("the objective is undefined at every value (the held-out images "
+                        "lack train_seen or train_unseen pixels)")
     best = max(defined)
     winners = [i for i, o in enumerate(objectives) if o == best]
     i = winners[len(winners) // 2]
-    chosen = {"value": grid[i], "objective": rows[i][0], "miou_train_seen": rows[i][1],
-              "miou_train_unseen": rows[i][2]}
     if best == min(defined):
-        chosen.update(value=None, untuned=(
-            f"the objective is {100 * best:.1f} % at every value of the grid where it is "
-            "defined: it carries no signal, so no value was chosen"))
-    return chosen
+        return _untuned(f"the objective is {100 * best:.1f} % at every value of the grid where "
+                        "it is defined: it carries no signal, so no value was chosen", rows, i)
+    return _at(rows, grid, i)
+
+
+def choose_seen_budget(matrices: torch.Tensor, grid: tuple[float, ...], split: ClassSplit,
+                       budget: float = 0.05) -> dict[str, Any]:
+    """The ``seen_budget`` rule: the largest grid value whose held-out ``miou_train_seen`` is
+    at least its best over the grid minus ``budget`` (an IoU fraction in [0, 1)).
+
+    Returns:
+        as :func:`choose`, plus ``seen_best`` (that best) and ``budget``. Untuned when
+        ``miou_train_seen`` is undefined everywhere or the gate changes no prediction over
+        its grid (every matrix equal).
+    """
+    rows = [tuning_objective(h, split) for h in matrices]
+    seen = [r[1] for r in rows]
+    defined = [s for s in seen if not math.isnan(s)]
+    if not defined:
+        return _untuned("the held-out images have no train_seen pixel")
+    if bool((matrices == matrices[0]).all()):
+        return _untuned("the gate changes no prediction of the held-out images over its "
+                        "grid, so no value was chosen", rows)
+    best = max(defined)
+    i = max(i for i, s in enumerate(seen) if not math.isnan(s) and s >= best - budget)
+    return _at(rows, grid, i, seen_best=best, budget=budget)
+
+
+def choose_unseen_rate(matrices: torch.Tensor, grid: tuple[float, ...], split: ClassSplit,
+                       budget: float = 0.0) -> dict[str, Any]:
+    """The ``unseen_rate`` rule: the grid value whose share of held-out pixels predicted
+    outside train_seen (the unseen branch) is closest to the share of train_unseen pixels
+    among them (the middle of equally close values; ``budget`` unused).
+
+    Returns:
+        as :func:`choose`, plus ``target_rate`` and ``rate``. Untuned without held-out
+        pixels or without train_unseen pixels.
+    """
+    rows = [tuning_objective(h, split) for h in matrices]
+    m = matrices.double()
+    total = float(m[0].sum())
+    outside = ~split.mask(split.train_seen)
+    target = float(m[0][split.train_unseen_idx].sum()) / total if total else math.nan
+    if not total or not target:
+        return _untuned("the held-out images have no train_unseen pixel to match")
+    rates = [float(h[:, outside].sum()) / total for h in m]
+    gaps = [abs(r - target) for r in rates]
+    closest = [i for i, d in enumerate(gaps) if d == min(gaps)]
+    i = closest[len(closest) // 2]
+    return _at(rows, grid, i, target_rate=target, rate=rates[i])
+
+
+@dataclass(frozen=True)
+class TuningRule:
+    """A way to choose a gate's parameter on held-out training images.
+
+    Attributes:
+        name: its ``gates.tuning`` value.
+        unseen_branch: ``"train_unseen"`` (the unseen branch holds the stand-in classes
+            alone) or ``"all_names"`` (train_unseen ∪ U: every unseen-side class name known
+            at test time; no U pixel is read).
+        choose: ``(matrices (G, C, C), grid, split, budget) -> result`` (:func:`choose`).
+        criterion: one line for ``metrics.json`` and the printout.
+    """
+
+    name: str
+    unseen_branch: str
+    choose: Callable[..., dict[str, Any]]
+    criterion: str
+
+
+TUNING_RULES: dict[str, TuningRule] = {r.name: r for r in (
+    TuningRule("stand_in", "train_unseen", choose,
+               f"max {OBJECTIVE}, unseen branch train_unseen (earlier zss versions' rule)"),
+    TuningRule("all_names", "all_names", choose,
+               f"max {OBJECTIVE}, unseen branch train_unseen + U names"),
+    TuningRule("seen_budget", "all_names", choose_seen_budget,
+               "the most unseen-leaning value whose miou_train_seen stays within the budget "
+               "of its best, unseen branch train_unseen + U names"),
+    TuningRule("unseen_rate", "all_names", choose_unseen_rate,
+               "the share of pixels sent to the unseen branch closest to the share of "
+               "train_unseen pixels, unseen branch train_unseen + U names"),
+)}
+"""The tuning rules by ``gates.tuning``; ``seen_budget`` is the default (``conf/config.yaml``,
+chosen on the demo and checked unchanged on demo_density: docs/evaluation.md)."""
 
 
 def gates_for(seenmask: bool) -> tuple[str, ...]:
     """The gates a model can use: all of them with a seenmask head, else those that read
     only the cosine scores."""
     return tuple(g for g, gate in GATES.items() if seenmask or not gate.needs_seenmask)
-
-
-def format_tuning(tuning: dict[str, Any], tradeoff: dict[str, Any] | None) -> str:
-    """The lines printed beside the results table: each gate's tuned value and objective
-    (or why none was tuned), and the AUSUC of the test split's seen–unseen curve."""
-    lines = []
-    if "skipped" in tuning:
-        lines.append(f"Gates: not tuned — {tuning['skipped']}")
-    else:
-        lines.append(f"Gates tuned on {tuning['images']} held-out training images of stage 2 "
-                     f"(train_unseen standing in for U; objective {tuning['objective']}):")
-        for g, r in tuning["gates"].items():
-            if r["value"] is None:
-                lines.append(f"  {g:<14} {r['parameter']:<6}untuned, not evaluated: "
-                             f"{r.get('untuned', 'no value was chosen')}")
-                continue
-            lines.append(f"  {g:<14} {r['parameter']:<6}= {r['value']:<10.4g} objective "
-                         f"{_pct(r['objective'])} (train_seen {_pct(r['miou_train_seen'])}, "
-                         f"train_unseen {_pct(r['miou_train_unseen'])})")
-        untuned = {"szn": "szn (t = 0.5)", "fcn_je": "fcn_je (γ = 0)"}
-        for name, o in tuning.get("reference", {}).items():
-            lines.append(f"  {untuned[name]:<25} objective {_pct(o)} (untuned, same images)")
-    if tradeoff is not None:
-        a = tradeoff["ausuc"]
-        lines.append("AUSUC (calibrated stacking of S against U, γ swept on the TEST split: an "
-                     "analysis, not a tuned result): " + ("n/a" if math.isnan(a) else f"{100 * a:.2f} %"))
-    return "\n".join(lines)
-
-
-def _pct(x: float) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f} %"

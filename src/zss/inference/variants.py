@@ -56,7 +56,9 @@ def title(variant: str) -> str:
 def predict_variants(out: dict[str, torch.Tensor], labels: torch.Tensor,
                      scores: torch.Tensor | None, split: ClassSplit,
                      variants: tuple[str, ...],
-                     gates: Mapping[str, float] | None = None) -> dict[str, torch.Tensor]:
+                     gates: Mapping[str, float] | None = None,
+                     decisions: Mapping[str, tuple[torch.Tensor, ...]] | None = None,
+                     ) -> dict[str, torch.Tensor]:
     """Label maps of the requested variants from one network output.
 
     Args:
@@ -69,6 +71,7 @@ def predict_variants(out: dict[str, torch.Tensor], labels: torch.Tensor,
         variants: names among :func:`variants`.
         gates: ``{gate variant: parameter value}`` (t, γ or τ) for the gate variants asked
             for (:data:`zss.inference.gates.GATES`).
+        decisions: the gates' :func:`gate_decisions` of this batch, when computed already.
 
     Returns:
         ``{variant: int64 (N, H, W)}`` predicted class indices.
@@ -89,10 +92,21 @@ def predict_variants(out: dict[str, torch.Tensor], labels: torch.Tensor,
             preds["szn"] = predict_szn(scores, out["seenmask"], train_seen, ~train_seen)
         if "szn_ps" in variants:
             preds["szn_ps"] = predict_szn_ps(scores, labels, train_seen, ~train_seen)
-        for v in (v for v in variants if v in GATES):
-            z, tie, a, b = decision(v, scores, train_seen, ~train_seen, out.get("seenmask"))
+        if decisions is None:
+            decisions = gate_decisions(out, scores, split, variants)
+        for v, (z, tie, a, b) in decisions.items():
             preds[v] = take_branch(z, tie, GATES[v].threshold((gates or {})[v]), a, b)
     return preds
+
+
+def gate_decisions(out: dict[str, torch.Tensor], scores: torch.Tensor, split: ClassSplit,
+                   variants: tuple[str, ...]) -> dict[str, tuple[torch.Tensor, ...]]:
+    """``{gate variant: (z, tie_seen, a, b)}`` (:func:`zss.inference.gates.decision`) for the
+    gate variants among ``variants``, SZN's branches as at test: seen = train_seen, unseen =
+    every other class. Computed once per batch for the predictions and the test-set curves."""
+    train_seen = split.mask(split.train_seen).to(scores.device)
+    return {v: decision(v, scores, train_seen, ~train_seen, out.get("seenmask"))
+            for v in variants if v in GATES}
 
 
 def variant_scores(out: dict[str, torch.Tensor],

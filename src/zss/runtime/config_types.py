@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from zss.evaluation.tuning import TUNING_RULES
 from zss.models.backbones.registry import BACKBONES
 from zss.models.losses import LOSSES
 from zss.runtime.errors import ConfigError
@@ -62,6 +63,8 @@ KEY_TYPES: dict[str, KeyType] = {
     "stage1.max_epochs": KeyType("int", "30", minimum=0),
     "stage1.max_image_steps": KeyType("int", "425000", nullable=True, minimum=0),
     "stage2.max_epochs": KeyType("int", "10", minimum=0),
+    "gates.tuning": KeyType("str", "seen_budget", choices=lambda: tuple(TUNING_RULES)),
+    "gates.seen_budget": KeyType("float", "0.05", minimum=0, below=1),
     "stage2.dropout": KeyType("bool", "true"),
     "stage2.train_upsampling": KeyType("bool", "true"),
     "stage2.optimizer.lr": KeyType("float", "1e-3", minimum=0),

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from zss.data.splits import ClassSplit
 from zss.evaluation.evaluator import TestResult
-from zss.evaluation.tuning import OBJECTIVE, gates_for
+from zss.evaluation.tuning import OBJECTIVE, TUNING_RULES, gates_for
 from zss.inference.gates import GATES
 from zss.runtime.console import progress_callbacks
 from zss.runtime.fitting import gpu_options
@@ -44,8 +44,10 @@ def tune_gates(cfg: DictConfig, module: L.LightningModule, dm, split: ClassSplit
     # the loader is built inside validate (tuner.val_dataloader), after DDP's process group
     # exists, so the ranks share the images without padding in every path, e.g. a resume
     # whose stages had all finished (no fit set the group up before)
+    rule = tuning_rule(cfg)
     tuner = GateTuning(module, gates_for(bool(module.hparams.seenmask)),
-                       data=dm.gate_tuning_dataloader)
+                       data=dm.gate_tuning_dataloader, rule=rule["name"],
+                       budget=rule.get("seen_budget", 0.0))
     progress, bar = progress_callbacks("test", cfg.trainer)  # (one pass, like the test)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=progress,
                           enable_progress_bar=bar, enable_checkpointing=False,
@@ -59,7 +61,7 @@ def tune_gates(cfg: DictConfig, module: L.LightningModule, dm, split: ClassSplit
     if tuner.images != held_out:  # e.g. trainer.limit_val_batches
         log.warning("gates: tuned on %d of the %d held-out images (trainer.limit_val_batches="
                     "%s)", tuner.images, held_out, cfg.trainer.get("limit_val_batches"))
-    tuning = {"objective": OBJECTIVE, "images": tuner.images,
+    tuning = {"rule": rule, "objective": OBJECTIVE, "images": tuner.images,
               "data": f"stage2_val: held-out images of '{dm.train_set}'", "gates": result,
               "reference": reference}
     untuned = {g: r["untuned"] for g, r in result.items() if r["value"] is None}
@@ -69,6 +71,18 @@ def tune_gates(cfg: DictConfig, module: L.LightningModule, dm, split: ClassSplit
         f"{g} {r['parameter']}={r['value']:.4g} (tuned)" if r["value"] is not None
         else f"{g} untuned" for g, r in result.items()))
     return tuning
+
+
+def tuning_rule(cfg: DictConfig) -> dict[str, Any]:
+    """The run's tuning rule as ``metrics.json`` records it: ``name`` (``gates.tuning``;
+    ``stand_in`` for a config recorded before the key existed), ``criterion``,
+    ``unseen_branch`` and, for ``seen_budget``, ``seen_budget`` (``gates.seen_budget``)."""
+    gates = cfg.get("gates") or {}
+    rule = TUNING_RULES[gates.get("tuning", "stand_in")]
+    out = {"name": rule.name, "criterion": rule.criterion, "unseen_branch": rule.unseen_branch}
+    if rule.name == "seen_budget":
+        out["seen_budget"] = float(gates.get("seen_budget", 0.05))
+    return out
 
 
 def test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list) -> TestResult:

@@ -17,7 +17,7 @@ from zss.data.filters import check_no_leakage
 from zss.data.splits import ClassSplit
 from zss.evaluation.evaluator import TestResult, ZeroShotEvaluator, curve_inputs
 from zss.inference.gates import GATES
-from zss.inference.variants import predict_variants, variant_scores
+from zss.inference.variants import gate_decisions, predict_variants, variant_scores
 from zss.models import SZNNet, build_backbone, preprocessing_for_backbone
 from zss.runtime.checkpointing import LastCheckpoint
 from zss.runtime.errors import UserInputError
@@ -276,11 +276,13 @@ class ZeroShotModule(L.LightningModule):
         for part in same_size_parts(batch):  # each image at its own size, never padded
             out = self.net(part["image"])
             scores = variant_scores(out, self.class_embeddings)  # once for all variants
+            decisions = (gate_decisions(out, scores, self.split, self.test_variants)
+                         if scores is not None else None)
             preds = predict_variants(out, part["label"], scores, self.split,
-                                     self.test_variants, self.gates)
+                                     self.test_variants, self.gates, decisions)
             curve = (curve_inputs(scores, self.split)
                      if self.evaluator.curve is not None else None)
-            self.evaluator.update(preds, part["label"], curve)
+            self.evaluator.update(preds, part["label"], curve, decisions)
 
     def on_test_epoch_end(self) -> None:
         self.test_result = self.evaluator.result()  # every rank: the sums are collective

@@ -15,7 +15,7 @@ from torchmetrics.aggregation import SumMetric
 from zss.data.batches import same_size_parts
 from zss.data.splits import ClassSplit
 from zss.evaluation.threshold_sweep import ThresholdSweep
-from zss.evaluation.tuning import choose, tuning_objective
+from zss.evaluation.tuning import TUNING_RULES, tuning_objective
 from zss.inference.gates import GATES, decision
 from zss.inference.nearest import cosine_scores
 
@@ -23,7 +23,7 @@ from zss.inference.nearest import cosine_scores
 class GateTuning(L.LightningModule):
     """Runs a frozen zero-shot module over held-out training images (``trainer.validate``)
     and counts every gate's confusion matrices over its grid; :attr:`result` then holds the
-    chosen values (:func:`choose`) per gate, plus ``"reference"``: the objective of SZN
+    values its tuning rule chose per gate, plus ``"reference"``: the stand-in objective of SZN
     (t = 0.5) and FCN-JE (γ = 0) on the same images, and :attr:`images` the number of
     images counted (summed over DDP ranks, like the matrices).
 
@@ -35,13 +35,19 @@ class GateTuning(L.LightningModule):
             :meth:`val_dataloader`, i.e. by Lightning after its strategy set the process
             group up, so that under DDP the loader shards the images without padding. None:
             pass ``dataloaders`` to ``trainer.validate``.
+        rule: the tuning rule (:data:`zss.evaluation.tuning.TUNING_RULES`, ``gates.tuning``);
+            it fixes the unseen branch the pass counts (train_unseen, or train_unseen ∪ U
+            names) and how a value is chosen.
+        budget: ``gates.seen_budget``, the ``seen_budget`` rule's tolerated loss of held-out
+            train_seen mIoU (an IoU fraction).
 
     Raises:
-        ValueError: a split without train_unseen classes, or an unknown gate.
+        ValueError: a split without train_unseen classes, an unknown gate or rule.
     """
 
     def __init__(self, model: nn.Module, gates: tuple[str, ...],
-                 data: Callable[[], DataLoader] | None = None) -> None:
+                 data: Callable[[], DataLoader] | None = None, rule: str = "seen_budget",
+                 budget: float = 0.05) -> None:
         super().__init__()
         split: ClassSplit = model.split
         if not split.train_unseen:
@@ -50,6 +56,9 @@ class GateTuning(L.LightningModule):
         unknown = set(gates) - set(GATES)
         if unknown:
             raise ValueError(f"unknown gates {sorted(unknown)}; known: {sorted(GATES)}")
+        if rule not in TUNING_RULES:
+            raise ValueError(f"unknown tuning rule {rule!r}; known: {sorted(TUNING_RULES)}")
+        self.rule, self.budget = TUNING_RULES[rule], float(budget)
         self.model, self.split = model, split
         self.sweeps = nn.ModuleDict({
             g: ThresholdSweep([GATES[g].threshold(p) for p in GATES[g].grid], split.num_classes)
@@ -79,7 +88,9 @@ class GateTuning(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         seen = self.split.mask(self.split.train_seen).to(self.device)
-        stand_in = self.split.mask(self.split.train_unseen).to(self.device)  # U excluded
+        # the unseen branch: train_unseen alone, or with U's names (no U pixel is here)
+        stand_in = (self.split.mask(self.split.train_unseen).to(self.device)
+                    if self.rule.unseen_branch == "train_unseen" else ~seen)
         for part in same_size_parts(batch):
             self.counted.update(part["image"].shape[0])
             out = self.model.net(part["image"])
@@ -93,7 +104,8 @@ class GateTuning(L.LightningModule):
         reference = {}
         for g, sweep in self.sweeps.items():  # every rank: the sums are collective
             gate, matrices = GATES[g], sweep.compute()
-            result[g] = {"parameter": gate.parameter, **choose(matrices, gate.grid, self.split),
+            chosen = self.rule.choose(matrices, gate.grid, self.split, self.budget)
+            result[g] = {"parameter": gate.parameter, **chosen,
                          "grid": [gate.grid[0], gate.grid[-1], len(gate.grid)]}
             for name, gate_name, neutral in (("szn", "szn_threshold", 0.5),
                                              ("fcn_je", "szn_cs", 0.0)):
