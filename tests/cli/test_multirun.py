@@ -75,4 +75,5 @@ def test_a_multirun_of_the_demo_gives_each_job_its_folder_and_returns_its_metric
             assert len(epoch) == 1  # one epoch per stage: that one is selected
             assert payload["metrics"][key] == pytest.approx(epoch[0], rel=1e-6)
             assert progress["scores"][stage] == {key: payload["metrics"][key]}
-    assert returned["0"] != returned["1"]  # a score the seeds change
+        returned[f"val{job}"] = payload["metrics"]["val/fcn_je/miou"]
+    assert returned["val0"] != returned["val1"]  # the seeds made two different runs

@@ -55,7 +55,7 @@ def test_seen_budget_takes_the_most_unseen_leaning_value_within_the_budget():
     assert choose_seen_budget(SWEEP, GRID, SPLIT, budget=0.0)["value"] == GRID[seen.index(best)]
     assert choose_seen_budget(SWEEP, GRID, SPLIT, budget=0.9)["value"] == GRID[-1]
     flat = torch.stack([SWEEP[2]] * 5)  # the gate changes nothing over its grid
-    assert "changes no prediction" in choose_seen_budget(flat, GRID, SPLIT)["untuned"]
+    assert "no budget can be measured" in choose_seen_budget(flat, GRID, SPLIT)["untuned"]
 
 
 def test_unseen_rate_matches_the_share_of_train_unseen_pixels():

@@ -39,14 +39,13 @@ def run_metrics(result: TestResult | None, tuning: dict[str, Any],
                 selected: dict[str, float]) -> dict[str, float]:
     """``metrics.json``'s flat scores: the held-out score of each trained stage's selected
     checkpoint (``selected``: ``val/...``), the tuned gates (``tune/<gate>/<parameter>``,
-    ``tune/<gate>/objective``: an untuned gate's constant objective too) and the test split
+    ``tune/<gate>/objective``: an untuned gate's too, null when undefined) and the test split
     (``test/<variant>/<metric>``, :meth:`TestResult.metrics`; none without a test)."""
     tuned: dict[str, float] = {}
     for g, r in tuning.get("gates", {}).items():
         if r["value"] is not None:
             tuned[f"tune/{g}/{r['parameter']}"] = r["value"]
-        if not math.isnan(r["objective"]):
-            tuned[f"tune/{g}/objective"] = r["objective"]
+        tuned[f"tune/{g}/objective"] = r["objective"]  # untuned too; null when undefined
     return {**selected, **tuned, **(result.metrics() if result is not None else {})}
 
 

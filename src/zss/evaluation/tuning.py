@@ -106,18 +106,19 @@ def choose_seen_budget(matrices: torch.Tensor, grid: tuple[float, ...], split: C
 
     Returns:
         as :func:`choose`, plus ``seen_best`` (that best) and ``budget``. Untuned when
-        ``miou_train_seen`` is undefined everywhere or the gate changes no prediction over
-        its grid (every matrix equal).
+        ``miou_train_seen`` is undefined everywhere or the same at every grid value (the
+        gate changes nothing there, or the model gets no train_seen pixel right).
     """
     rows = [tuning_objective(h, split) for h in matrices]
     seen = [r[1] for r in rows]
     defined = [s for s in seen if not math.isnan(s)]
     if not defined:
         return _untuned("the held-out images have no train_seen pixel")
-    if bool((matrices == matrices[0]).all()):
-        return _untuned("the gate changes no prediction of the held-out images over its "
-                        "grid, so no value was chosen", rows)
     best = max(defined)
+    if best == min(defined):  # e.g. the gate changes nothing, or train_seen IoU 0 throughout
+        return _untuned(f"the held-out train_seen mIoU is {100 * best:.1f} % at every value "
+                        "of the grid where it is defined: no budget can be measured on it, "
+                        "so no value was chosen", rows)
     i = max(i for i, s in enumerate(seen) if not math.isnan(s) and s >= best - budget)
     return _at(rows, grid, i, seen_best=best, budget=budget)
 
