@@ -74,18 +74,22 @@ def format_tuning(tuning: dict[str, Any], tradeoff: dict[str, Any] | None,
                 lines.append(f"  {g:<14} {r['parameter']:<6}untuned, not evaluated: "
                              f"{r.get('untuned', 'no value was chosen')}")
                 continue
-            lines.append(f"  {g:<14} {r['parameter']:<6}= {r['value']:<10.4g} objective "
-                         f"{_pct(r['objective'])} (train_seen {_pct(r['miou_train_seen'])}, "
-                         f"train_unseen {_pct(r['miou_train_unseen'])})")
+            budget = (f" (best {_pct(r['seen_best'])}, budget {100 * r['budget']:g} points)"
+                      if "seen_best" in r else "")
+            rate = (f"; unseen-branch share {_pct(r['rate'])} (train_unseen {_pct(r['target_rate'])})"
+                    if "target_rate" in r else "")
+            lines.append(f"  {g:<14} {r['parameter']:<6}= {r['value']:<10.4g} train_seen "
+                         f"{_pct(r['miou_train_seen'])}{budget}{rate}, train_unseen "
+                         f"{_pct(r['miou_train_unseen'])}; stand-in hIoU {_pct(r['objective'])}")
         untuned = {"szn": "szn (t = 0.5)", "fcn_je": "fcn_je (γ = 0)"}
         for name, o in tuning.get("reference", {}).items():
-            lines.append(f"  {untuned[name]:<25} objective {_pct(o)} (untuned, same images)")
+            lines.append(f"  {untuned[name]:<25} stand-in hIoU {_pct(o)} (untuned, same images)")
     if curves:
         lines.append("Each gate's own test curve (its parameter swept on the TEST split: an "
                      "analysis, not a tuned result): best hIoU vs the tuned value's")
         for g, c in curves.items():
             lines.append(f"  {g:<14} best {_pct(c['best_hiou'])} at {c['parameter']} = "
-                         f"{c['best_value']:.4g}; tuned {_pct(c['tuned_hiou'])} (gap "
+                         f"{c['best_value']:.5g}; tuned {_pct(c['tuned_hiou'])} (gap "
                          f"{100 * c['gap']:.1f} points)")
     if tradeoff is not None:
         a = tradeoff["ausuc"]

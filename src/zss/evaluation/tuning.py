@@ -48,7 +48,10 @@ __all__ = ["OBJECTIVE", "TUNING_RULES", "TuningRule", "choose", "choose_seen_bud
            "choose_unseen_rate", "gates_for", "tuning_objective"]
 
 OBJECTIVE = "hmean(miou_train_seen, miou_train_unseen)"
-"""The stand-in objective, as recorded in ``metrics.json`` (``tune/<gate>/objective``)."""
+"""The stand-in objective, reported for every gate under every rule (``tune/<gate>/objective``)
+and maximised by ``stand_in`` and ``all_names``."""
+ALL_NAMES = "train_unseen + U names"
+"""The unseen branch of the rules that give it every unseen-side class name known at test."""
 
 
 def tuning_objective(hist: torch.Tensor, split: ClassSplit) -> tuple[float, float, float]:
@@ -154,8 +157,8 @@ class TuningRule:
     Attributes:
         name: its ``gates.tuning`` value.
         unseen_branch: ``"train_unseen"`` (the unseen branch holds the stand-in classes
-            alone) or ``"all_names"`` (train_unseen ∪ U: every unseen-side class name known
-            at test time; no U pixel is read).
+            alone) or ``"train_unseen + U names"`` (every unseen-side class name known at
+            test time; no U pixel is read).
         choose: ``(matrices (G, C, C), grid, split, budget) -> result`` (:func:`choose`).
         criterion: one line for ``metrics.json`` and the printout.
     """
@@ -169,12 +172,12 @@ class TuningRule:
 TUNING_RULES: dict[str, TuningRule] = {r.name: r for r in (
     TuningRule("stand_in", "train_unseen", choose,
                f"max {OBJECTIVE}, unseen branch train_unseen (earlier zss versions' rule)"),
-    TuningRule("all_names", "all_names", choose,
+    TuningRule("all_names", ALL_NAMES, choose,
                f"max {OBJECTIVE}, unseen branch train_unseen + U names"),
-    TuningRule("seen_budget", "all_names", choose_seen_budget,
+    TuningRule("seen_budget", ALL_NAMES, choose_seen_budget,
                "the most unseen-leaning value whose miou_train_seen stays within the budget "
                "of its best, unseen branch train_unseen + U names"),
-    TuningRule("unseen_rate", "all_names", choose_unseen_rate,
+    TuningRule("unseen_rate", ALL_NAMES, choose_unseen_rate,
                "the share of pixels sent to the unseen branch closest to the share of "
                "train_unseen pixels, unseen branch train_unseen + U names"),
 )}

@@ -90,7 +90,7 @@ class GateTuning(L.LightningModule):
         seen = self.split.mask(self.split.train_seen).to(self.device)
         # the unseen branch: train_unseen alone, or with U's names (no U pixel is here)
         stand_in = (self.split.mask(self.split.train_unseen).to(self.device)
-                    if self.rule.unseen_branch == "train_unseen" else ~seen)
+                    if self.rule.unseen_branch == "train_unseen" else ~seen)  # + U's names
         for part in same_size_parts(batch):
             self.counted.update(part["image"].shape[0])
             out = self.model.net(part["image"])
