@@ -35,7 +35,7 @@ __all__ = ["RETRIES", "Archive", "download", "unpack", "verify"]
 
 RETRIES = 5
 """Resumed requests after an interrupted transfer within one run."""
-_CHUNK = 1 << 20
+_CHUNK = 1 << 16  # bytes written per step: an interruption loses at most this much
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def download(url: str, dest: Path, size: int | None = None, timeout: float = 60.
 def _hashes(path: Path) -> tuple[str, str]:
     md5, sha = hashlib.md5(), hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK * 8):
+        while chunk := f.read(1 << 22):
             md5.update(chunk)
             sha.update(chunk)
     return md5.hexdigest(), sha.hexdigest()

@@ -236,8 +236,9 @@ def prepare(dataset: str, root: Path, archive_dir: Path | None = None, mirror: s
     _disk_check(root, prep, names)
     prep.state.mkdir(exist_ok=True)
     origin_file = prep.state / "origin.json"
-    if origin != "published" or not origin_file.is_file():  # a --manifest run marks it for good
-        origin_file.write_text(json.dumps({"checksums": origin}) + "\n")
+    text = json.dumps({"checksums": origin}) + "\n"
+    if not origin_file.is_file() or (origin != "published" and origin_file.read_text() != text):
+        origin_file.write_text(text)  # a --manifest run marks the folder for good
     t0 = time.monotonic()
     if "voc2012" in names:
         prep.unpack("voc2012", root)
