@@ -238,3 +238,45 @@ def test_the_published_manifest_comes_from_torchvision():
     assert prep.ARCHIVES["sbd"].md5 == SBDataset.md5 == "82b4d87ceb2ed10f6038a1cba92111cb"
     assert prep.ARCHIVES["context"].md5 == "df034edb2c12aa7d33b42b20bb1796e3"
     assert json.dumps(prep.FULL_COUNTS)  # the published counts the check compares with
+
+
+def test_weights_fetches_the_published_tables_where_a_run_reads_them(word_vectors_dir, tmp_path,
+                                                                     capsys, monkeypatch):
+    import urllib.request
+
+    from zss.data.class_names import CLASS_LISTS
+    from zss.embeddings.published import PUBLISHED, load_published_table
+
+    by_url = {t.url: word_vectors_dir / name for name, t in PUBLISHED.items()}
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: open(by_url[url], "rb"))
+    code, out = run(capsys, "weights", "--only", "published-tables", "--cache-dir", tmp_path)
+    assert code == 0, out
+    for name in PUBLISHED:  # byte for byte the published files, where the configs look
+        assert (tmp_path / "tables" / name).read_bytes() == (word_vectors_dir / name).read_bytes()
+        assert f"published-tables: {tmp_path / 'tables' / name}" in out
+    monkeypatch.setattr(urllib.request, "urlopen", None)  # a run finds them without a download
+    table = load_published_table("szn-original/pascal/norm_embed_arr_20.pkl",
+                                 CLASS_LISTS["voc"], 20, cache_dir=tmp_path / "tables")
+    assert table.shape == (21, 20)
+
+
+def test_weights_without_network_names_the_item_and_a_failed_table_names_the_command(
+        tmp_path, capsys, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    from zss.embeddings.published import PublishedTableError, locate_published_table
+
+    def offline(url, timeout):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    code, out = run(capsys, "weights", "--only", "published-tables", "--cache-dir", tmp_path)
+    assert code == 2 and "published-tables could not be fetched" in out
+    with pytest.raises(PublishedTableError, match="python -m zss.data.prepare weights --only "
+                                                  "published-tables"):
+        locate_published_table("zs3/pascalcontext_class_w2c.npy", None, tmp_path)
+    code, out = run(capsys, "weights", "--only", "nothing")
+    assert code == 2 and "'vgg16-torchvision'" in out
+    code, out = run(capsys, "weights", "--list")
+    assert code == 0 and "word2vec-google-news-300" in out and "on --only" in out
