@@ -280,3 +280,17 @@ def test_weights_without_network_names_the_item_and_a_failed_table_names_the_com
     assert code == 2 and "'vgg16-torchvision'" in out
     code, out = run(capsys, "weights", "--list")
     assert code == 0 and "word2vec-google-news-300" in out and "on --only" in out
+
+
+def test_word2vec_offline_names_its_prepare_command(monkeypatch):
+    import gensim.downloader
+
+    from zss.embeddings.sources import SourceUnavailableError, load_keyed_vectors
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(gensim.downloader, "load", offline)
+    with pytest.raises(SourceUnavailableError, match="python -m zss.data.prepare weights --only "
+                                                     "word2vec-google-news-300"):
+        load_keyed_vectors("word2vec-google-news-300")

@@ -256,6 +256,9 @@ def prepare(dataset: str, root: Path, archive_dir: Path | None = None, mirror: s
             prep.step(f"converted-{context_task}", lambda: convert_context(
                 ctx, ctx / f"labels-{context_task}", context_task, ids))
     _say(f"prepared {dataset} in {time.monotonic() - t0:.0f} s; checking ...")
+    if (root / "archives").is_dir():
+        _say(f"(the archives in {root / 'archives'} are no longer needed: delete them to free "
+             "the space)")
     return check(root)
 
 
