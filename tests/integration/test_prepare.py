@@ -84,6 +84,10 @@ def test_full_prepare_gives_what_the_readers_read_and_a_second_run_changes_nothi
     assert (ctx / "labels.txt").read_bytes() == (context_sample / "labels.txt").read_bytes()
     assert len(list((ctx / "labels-context33").glob("*.png"))) == 14
     assert "check: passed" in out
+    lines = [line for line in out.splitlines()  # in a pipe: one line per 5 %, no bar
+             if line.startswith("VOCtrainval_11-May-2012.tar: ") and "% of" in line]
+    assert 19 <= len(lines) <= 21 and lines[-1].startswith("VOCtrainval_11-May-2012.tar: 100.0%")
+    assert "\r" not in out
     assert (f"python -m zss.run +experiment=voc_17_2_2 paths.data_dir={root.resolve()} "
             "data.train_set=train_aug data.test_set=val") in out
     assert f"python -m zss.run +experiment=context_31_2_2 paths.data_dir={ctx.resolve()}" in out

@@ -159,10 +159,12 @@ def download(url: str, dest: Path, size: int | None = None, timeout: float = 60.
             if attempt == RETRIES:
                 if progress is not None:
                     progress.close()
-                raise DataError(f"downloading {url} was interrupted {RETRIES + 1} times "
-                                f"({type(err).__name__}: {err}); the part is kept in {part}: "
-                                "run the same command again to resume.") from err
-            time.sleep(min(2 ** attempt, 30) * 0.1)
+                kept = (f"the {part.stat().st_size:,} bytes received are kept in {part}"
+                        if part.is_file() else "nothing was received")
+                raise DataError(f"downloading {url} failed {RETRIES + 1} times "
+                                f"({type(err).__name__}: {err}); {kept}: run the same command "
+                                "again to resume, or use --mirror / --archives.") from err
+            time.sleep(min(2 ** attempt, 30))  # 1, 2, 4, 8, 16 s
             continue
         if size is None or part.stat().st_size >= size:
             break
