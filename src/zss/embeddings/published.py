@@ -22,6 +22,7 @@ import numpy as np
 from zss.data.class_names import CONTEXT33_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
 from zss.embeddings.tables import load_table
 from zss.runtime.errors import EmbeddingDimensionError, EmbeddingError
+from zss.runtime.prefetch import Prefetch, prepare_command, register_prefetch
 
 __all__ = ["PUBLISHED", "PublishedTable", "PublishedTableError", "load_published_table",
            "locate_published_table"]
@@ -175,8 +176,9 @@ def locate_published_table(name: str, word_vectors_dir: str | os.PathLike | None
         raise PublishedTableError(
             f"could not download the published table {name} from {table.url} "
             f"({type(err).__name__}: {err}). Fetch that file by hand and put it at {dest} "
-            "(or into paths.word_vectors_dir as "
-            f"{name}), or build the vectors with embedding=word2vec.") from err
+            f"(or into paths.word_vectors_dir as {name}), or run "
+            f"{prepare_command(PREFETCH_NAME)} on a machine with internet (with the same "
+            "paths.cache_dir), or build the vectors with embedding=word2vec.") from err
     digest = file_sha256(tmp)
     if digest != table.sha256:
         tmp.unlink()
@@ -185,6 +187,19 @@ def locate_published_table(name: str, word_vectors_dir: str | os.PathLike | None
                                   "deleted. Try again, or fetch the file by hand.")
     os.replace(tmp, dest)
     return dest
+
+
+PREFETCH_NAME = "published-tables"
+
+
+def _prefetch(cache_dir: Path) -> list[Path]:  # where the embedding configs' cache_dir points
+    return [locate_published_table(name, None, Path(cache_dir) / "tables") for name in PUBLISHED]
+
+
+register_prefetch(Prefetch(
+    PREFETCH_NAME, f"the {len(PUBLISHED)} published class-embedding tables (embedding="
+    "szn_original, szn_original_context, zs3_context), < 1 MB, into paths.cache_dir/tables",
+    _prefetch))
 
 
 def _check_rows(table: PublishedTable, class_names: Sequence[str]) -> None:

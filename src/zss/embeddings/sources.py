@@ -25,6 +25,7 @@ from gensim.models import KeyedVectors
 from zss.embeddings.glove import GLOVE_SOURCE, load_glove_6b_50d
 from zss.embeddings.stream import iter_word2vec, read_header
 from zss.runtime.errors import EmbeddingError, UserInputError
+from zss.runtime.prefetch import Prefetch, prepare_command, register_prefetch
 
 DEFAULT_SOURCE = "word2vec-google-news-300"
 """The paper's word vectors (GoogleNews word2vec, 300-d), as a gensim-downloader name."""
@@ -197,12 +198,26 @@ def _load_downloader(name: str, limit: int | None) -> KeyedVectors:
             f"cannot load word vectors {name!r} with gensim.downloader: no network and no cached "
             f"copy under {gensim.downloader.BASE_DIR} ({type(e).__name__}: {e}). Download the "
             "file yourself (for the paper's default: GoogleNews-vectors-negative300.bin(.gz)) and "
-            "set embedding.source=/path/to/file"
+            f"set embedding.source=/path/to/file, or (for {DEFAULT_SOURCE}) run "
+            f"{prepare_command(DEFAULT_SOURCE)} on a machine with internet (same $HOME or "
+            "GENSIM_DATA_DIR)"
         ) from e
     if not isinstance(kv, KeyedVectors):
         raise TypeError(f"gensim.downloader model {name!r} is a {type(kv).__name__}, not word "
                         "vectors (KeyedVectors)")  # fmt: skip
     return kv
+
+
+def _prefetch_word2vec(cache_dir: Path) -> list[Path]:  # gensim keeps it in its own folder
+    import gensim.downloader
+
+    return [Path(gensim.downloader.load(DEFAULT_SOURCE, return_path=True))]
+
+
+register_prefetch(Prefetch(
+    DEFAULT_SOURCE, "GoogleNews word2vec, 300-d (embedding=word2vec), 1.6 GB download, via "
+    "gensim's downloader into its folder (~/gensim-data or $GENSIM_DATA_DIR)",
+    _prefetch_word2vec, default=False))
 
 
 def load_keyed_vectors(source: str | os.PathLike, *, limit: int | None = None,

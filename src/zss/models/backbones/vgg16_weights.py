@@ -18,6 +18,7 @@ from zss.models.backbones.preprocessing import (
 )
 from zss.models.backbones.registry import WeightsFormatError, WeightsSpec
 from zss.runtime.errors import UserInputError
+from zss.runtime.prefetch import Prefetch, prepare_command, register_prefetch
 
 VGG16_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 """Indices of the 13 convs in ``torchvision.models.vgg16().features`` (and in ours)."""
@@ -118,10 +119,24 @@ def load_torchvision_vgg16_state_dict() -> dict[str, Tensor]:
             f"Could not load torchvision's VGG16 ImageNet weights: not found in the torch hub "
             f"cache directory {hub!r} (looked for {os.path.join(hub, 'checkpoints', TORCHVISION_FILENAME)!r}) "
             f"and the download from {weights.url} failed ({type(err).__name__}: {err}). "
-            f"Fix: copy {TORCHVISION_FILENAME} into {os.path.join(hub, 'checkpoints')!r} "
+            f"Fix: run {prepare_command(PREFETCH_NAME)} on a machine with internet (with the "
+            f"same TORCH_HOME), or copy {TORCHVISION_FILENAME} into {os.path.join(hub, 'checkpoints')!r} "
             f"(or set TORCH_HOME), or use model.backbone.weights=null (random init) or "
             f"model.backbone.weights=/path/to/caffe_vgg16.pth (a Caffe-converted VGG16 state dict)."
         ) from err
+
+
+PREFETCH_NAME = "vgg16-torchvision"
+
+
+def _prefetch(cache_dir: Path) -> list[Path]:
+    load_torchvision_vgg16_state_dict()
+    return [Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILENAME]
+
+
+register_prefetch(Prefetch(
+    PREFETCH_NAME, "torchvision's VGG16 ImageNet weights (model.backbone.weights=torchvision), "
+    "528 MB, into torch hub's cache ($TORCH_HOME/hub/checkpoints)", _prefetch))
 
 
 def load_vgg16_file(path: str | os.PathLike) -> dict[str, Tensor]:
