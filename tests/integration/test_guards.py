@@ -44,7 +44,8 @@ def test_a_broken_filter_trips_the_guard_in_fit(stage, filter_name, forbidden, m
     assert f"zss.data.filters.{filter_name}" in message and "train_0" in message
     assert f"a {stage.replace('stage', 'stage ')} batch" in message
     if stage == "stage2":  # stage 1 ran (its filter is sound) and stage 2 stopped
-        assert (tmp_path / "checkpoints" / "stage1" / "last.ckpt").is_file()
+        assert list((tmp_path / "checkpoints" / "stage1").glob("stage1-*.ckpt"))
+        assert (tmp_path / "checkpoints" / "stage2" / "last.ckpt").is_file()
 
 
 def test_guard_off_only_when_asked(monkeypatch, tmp_path, glove_cache):
