@@ -162,8 +162,8 @@ class ProgressLines(Callback):
         per_batch = (now - self._start) / self._batches
         rate = self._images / max(now - self._start, 1e-9)
         if total == float("inf"):  # an iterable of unknown length
-            return f"{done}, {rate:.3g} images/s"
-        text = f"{done}/{int(total)}, {rate:.3g} images/s, left: "
+            return f"{done}, {rate:.1f} images/s"
+        text = f"{done}/{int(total)}, {rate:.1f} images/s, left: "
         if stage_left is None:
             return text + duration((total - done) * per_batch)
         return (text + f"epoch {duration((total - done) * per_batch)}, "
