@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 .DEFAULT_GOAL := help
 .PHONY: help install test test-fast lint demo bench record clean
 
-help: ## Show this help
+help: ## Show this help (the times: docs/running.md, Timings)
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
@@ -22,25 +22,25 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install zss editable with the dev extras
 
-demo: $(STAMP) ## Train + evaluate SZN offline on generated data (~1 min on 2 idle cores)
+demo: $(STAMP) ## Train + evaluate SZN offline on generated data (about 1 min on 2 idle cores)
 	$(PY) -m zss.run +experiment=demo $(DEMO_ARGS)
 
 # pytest-xdist workers; each module's tests stay in one worker (its shared runs are made once)
 TEST_WORKERS ?= 2
 
-test: $(STAMP) ## Run the whole test suite, 2 workers (TEST_WORKERS=N; installs first when needed)
+test: $(STAMP) ## Run the whole test suite, 2 workers, about 5 min on 2 idle cores (TEST_WORKERS=N; installs first when needed)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
-test-fast: $(STAMP) ## The unit tests (tests/unit), under 2 min: for development
+test-fast: $(STAMP) ## The unit tests (tests/unit), about 20 s: for development
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile tests/unit $(PYTEST_ARGS)
 
 lint: $(STAMP) ## Lint with ruff
 	$(VENV)/bin/ruff check .
 
-bench: $(STAMP) ## Run the CPU benchmarks, ~12 min on 2 idle cores (figures: benchmarks/README.md)
+bench: $(STAMP) ## Run the CPU benchmarks, about 12 min on 2 idle cores (figures: benchmarks/README.md)
 	$(PY) benchmarks/run_all.py $(BENCH)
 
-record: $(STAMP) ## Re-run demo + demo_density and rewrite experiments/results/ (RECORD="name ...")
+record: $(STAMP) ## Re-run demo + demo_density and rewrite experiments/results/, about 1.5 min on 2 idle cores (RECORD="name ...")
 	$(PY) experiments/record.py $(RECORD)
 
 clean: ## Remove caches and Hydra outputs (keeps .venv)

@@ -31,6 +31,7 @@ from zss.runtime.errors import user_error
 from zss.runtime.launchers import check_sweep_launch, claim_gpu, requeued_run
 from zss.runtime.objective import check_objective, objective_value
 from zss.runtime.runner import train_and_test
+from zss.runtime.setup import check_data_paths
 
 log = logging.getLogger("zss")
 
@@ -75,13 +76,16 @@ def main(cfg: DictConfig) -> float | None:
 
 def dry_run(cfg: DictConfig) -> str:
     """What this job would run, after the checks a real run makes first (unknown keys, value
-    types): one line with the job's overrides, its output folder and the choices that matter.
+    types, the data root: :func:`zss.runtime.setup.check_data_paths`): one line with the
+    job's overrides, its output folder and the choices that matter.
 
     Raises:
         ConfigError: an unknown key or a value of the wrong type, as the real run would.
+        DataError: the data root does not exist or lacks its dataset's layout.
     """
     check_config_keys(cfg)
     check_config_types(cfg)
+    check_data_paths(cfg)
     hc = HydraConfig.get()
     choices = hc.runtime.choices
     job = f"job {hc.job.num}" if hc.mode == RunMode.MULTIRUN else "run"

@@ -4,6 +4,7 @@ the value it returns."""
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,7 @@ def test_a_multirun_of_the_demo_gives_each_job_its_folder_and_returns_its_metric
     cmd = [sys.executable, "-m", "zss.run", "-m", "+experiment=demo", *TINY_DEMO,
            "+trainer.limit_test_batches=2", f"paths.cache_dir={glove_cache}",
            f"hydra.sweep.dir={sweep}", "+hydra.callbacks.record._target_=recorder.RecordReturn",
+           "callbacks.progress_lines.every_s=0",  # a progress line after every batch
            "seed=1,2"]  # the demo's held-out objective, tune/szn_cs/objective, by default
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])}
@@ -45,6 +47,13 @@ def test_a_multirun_of_the_demo_gives_each_job_its_folder_and_returns_its_metric
     # Lightning's notices once per process, no tips, no third-party deprecations
     printed = proc.stdout + proc.stderr
     assert "\r" not in printed and printed.count("stage 1 epoch 1/1: train/fcn_je/loss") == 2
+    # and the progress lines inside the epochs (44 stage-1 images at batch 16: 3 steps), the
+    # gate tuning and the test pass (8 images, one batch)
+    assert re.search(r"stage 1 epoch 1/1: step 3/3, [\d.]+ images/s, left: epoch 0 s, stage 0 s",
+                     printed)
+    assert re.search(r"stage 2 epoch 1/1: step 1/4, [\d.]+ images/s, left: epoch \d+ s", printed)
+    assert re.search(r"gate tuning: batch 1/1, [\d.]+ images/s, left: 0 s", printed)
+    assert re.search(r"test: batch 1/1, [\d.]+ images/s, left: 0 s", printed)
     assert printed.count("GPU available") == 1 and "Tip:" not in printed
     assert "LeafSpec" not in printed and "Deprecat" not in printed
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
@@ -56,6 +65,8 @@ def test_a_multirun_of_the_demo_gives_each_job_its_folder_and_returns_its_metric
         assert f"seed: {seed}\n" in (out / "config.yaml").read_text()
         for stage in ("stage1_ckpt", "stage2_ckpt"):  # each job's checkpoints in its folder
             assert Path(payload[stage]).parents[2] == out
+            # a finished stage keeps its selected checkpoint, not its resume state
+            assert sorted(Path(payload[stage]).parent.iterdir()) == [Path(payload[stage])]
         returned[job] = json.loads((out / "returned.json").read_text())["value"]
         # what the screen showed, kept in the run's folder: the table and the summary
         results = (out / "results.txt").read_text()

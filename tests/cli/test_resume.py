@@ -103,6 +103,8 @@ def test_killed_run_resumes_to_the_same_numbers(kill, resumed_step, every, refer
 
     proc = _zss(f"resume={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # the folder holds the run's own checkpoints: no Lightning warning about it
+    assert "exists and is not empty" not in proc.stderr + proc.stdout
     payload = json.loads((out / "metrics.json").read_text())
     assert payload["metrics"] == ref["metrics"]
     assert payload["resumed"] == [{"stage": stage, "from_step": resumed_step}]
@@ -110,6 +112,7 @@ def test_killed_run_resumes_to_the_same_numbers(kill, resumed_step, every, refer
         assert Path(payload[key]).parent == out / "checkpoints" / key[:6]
         assert Path(payload[key]).name == Path(ref[key]).name
         assert _same_weights(payload[key], ref[key]), key
+    assert not list(out.glob("checkpoints/*/last.ckpt"))  # each finished stage dropped it
     # written only into the run's own directory, nothing it had replaced
     assert (out / ".hydra" / "overrides.yaml").read_text() == overrides
     log_after = (out / "run.log").read_text()

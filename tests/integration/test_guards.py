@@ -1,6 +1,7 @@
 """The runtime leakage guard and the non-finite-loss stop, tripped in real fits of
 `zss.runtime.runner.train_and_test` on tiny generated data."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,9 @@ def test_a_broken_filter_trips_the_guard_in_fit(stage, filter_name, forbidden, m
     message = str(err.value)
     assert f"zss.data.filters.{filter_name}" in message and "train_0" in message
     assert f"a {stage.replace('stage', 'stage ')} batch" in message
-    if stage == "stage2":  # stage 1 ran (its filter is sound) and stage 2 stopped
-        assert (tmp_path / "checkpoints" / "stage1" / "last.ckpt").is_file()
+    if stage == "stage2":  # stage 1 finished (its filter is sound) and stage 2 stopped
+        assert [p.name for p in (tmp_path / "checkpoints" / "stage1").iterdir()] == [
+            Path(json.loads((tmp_path / "progress.json").read_text())["completed"]["stage1"]).name]
 
 
 def test_guard_off_only_when_asked(monkeypatch, tmp_path, glove_cache):

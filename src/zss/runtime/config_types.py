@@ -60,6 +60,8 @@ KEY_TYPES: dict[str, KeyType] = {
     "explain": KeyType("bool", "true"),
     "leakage_guard": KeyType("bool", "true"),
     "last_ckpt_every_n_steps": KeyType("int", "1000", nullable=True, minimum=1),
+    "keep_last_ckpt": KeyType("bool", "false"),
+    "callbacks.progress_lines.every_s": KeyType("float", "60", nullable=True, minimum=0),
     "stage1.max_epochs": KeyType("int", "30", minimum=0),
     "stage1.max_image_steps": KeyType("int", "425000", nullable=True, minimum=0),
     "stage2.max_epochs": KeyType("int", "10", minimum=0),

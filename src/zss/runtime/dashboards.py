@@ -58,6 +58,11 @@ class WandbLogger(LightningWandbLogger):
                  group: str | None = None, images: int = 4, **kwargs: Any) -> None:
         super().__init__(name=name or job_name(experiment_name),
                          group=group or sweep_group(experiment_name), **kwargs)
+        # Lightning passes anonymous=None to wandb.init when not asked for it
+        # (lightning/pytorch/loggers/wandb.py); wandb >= 0.19 warns "The anonymous setting has
+        # no effect" for any value passed, None included (wandb/sdk/wandb_settings.py)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
         self.images = int(images)
 
     def log_config(self, config: dict[str, Any]) -> None:

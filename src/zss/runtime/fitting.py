@@ -19,7 +19,7 @@ from zss.runtime.checkpointing import (
     read_progress,
     write_progress,
 )
-from zss.runtime.console import progress_callbacks
+from zss.runtime.console import progress_callbacks, progress_every_s
 from zss.runtime.errors import ConfigError
 from zss.runtime.launchers import cluster_plugins
 from zss.runtime.run_record import is_global_zero, run_status
@@ -75,7 +75,7 @@ def make_trainer(cfg: DictConfig, stage: str, loggers: list, max_epochs: int) ->
     last = LastCheckpoint(Path(cfg.paths.output_dir) / "checkpoints" / stage,
                           cfg.get("last_ckpt_every_n_steps"))
     # the best checkpoint first: last.ckpt, written after it, carries its updated record
-    progress, bar = progress_callbacks(stage, cfg.trainer)
+    progress, bar = progress_callbacks(stage, cfg.trainer, progress_every_s(cfg))
     trainer = instantiate(cfg.trainer, max_epochs=max_epochs, callbacks=[ckpt, last, *progress],
                           logger=loggers or False,
                           plugins=[AtomicCheckpointIO(), *cluster_plugins()],
@@ -95,8 +95,9 @@ def fit(cfg: DictConfig, stage: str, module: L.LightningModule, dm, loggers: lis
     """Train ``stage`` (from its ``last.ckpt`` when resuming and there is one); record it as
     finished in ``progress.json``, with the held-out validation score of the checkpoint it
     selected (its ``ModelCheckpoint``'s monitor, e.g. ``{"val/fcn_je/miou": 0.52}``, under
-    ``scores``: a resumed run reports it for a stage finished before the resume); return the
-    selected checkpoint."""
+    ``scores``: a resumed run reports it for a stage finished before the resume); delete the
+    stage's ``last.ckpt`` unless ``keep_last_ckpt`` (a resume skips a finished stage and
+    loads its selected checkpoint, never its ``last.ckpt``); return the selected checkpoint."""
     trainer, ckpt = make_trainer(cfg, stage, loggers, max_epochs)
     last = next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint))
     module.leakage_guard = bool(cfg.get("leakage_guard", True))
@@ -114,6 +115,8 @@ def fit(cfg: DictConfig, stage: str, module: L.LightningModule, dm, loggers: lis
     progress.setdefault("scores", {})[stage] = {ckpt.monitor: float(ckpt.best_model_score)}
     if is_global_zero():
         write_progress(out, progress)
+        if not cfg.get("keep_last_ckpt", False):  # after progress.json names the stage done
+            last.path.unlink(missing_ok=True)
     return best
 
 

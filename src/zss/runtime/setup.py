@@ -157,6 +157,52 @@ def check_accelerator(cfg: DictConfig) -> None:
             "build of torch (make install TORCH_SPEC=...).")
 
 
+PREPARE = {"zss.data.VOCSegmentation": "voc", "zss.data.ContextSegmentation": "context"}
+"""The ``python -m zss.data.prepare`` dataset of each dataset class that reads a data root."""
+
+
+def check_data_paths(cfg: DictConfig) -> None:
+    """Check that the run's data root exists and has its dataset's layout (what
+    ``dry_run=true`` checks before it says what the run would do; a real run finds the same
+    when it reads the data). Datasets without a root (the generated demo data) pass.
+
+    Raises:
+        DataError: the root does not exist, naming the key that sets it (``paths.data_dir``,
+            or ``data.dataset.root`` when set directly), the path as given and as resolved
+            from the current working directory, and the ``python -m zss.data.prepare``
+            command that gets the data; or the root lacks the dataset's layout
+            (:func:`zss.data.datasets.voc.resolve_voc_root`,
+            :func:`zss.data.datasets.context_labels.resolve_context_root`).
+    """
+    dataset = cfg.data.get("dataset") or {}
+    if "root" not in dataset:
+        return
+    raw = OmegaConf.to_container(dataset, resolve=False)["root"]
+    key = "paths.data_dir" if raw == "${paths.data_dir}" else "data.dataset.root"
+    root = Path(str(dataset.root)).expanduser()
+    target = dataset.get("_target_", "")
+    name = PREPARE.get(target, "all")
+    if not root.is_dir():
+        extra = (" (and `python -m zss.data.prepare sbd --root DIR` for "
+                 f"data.train_set={cfg.data.train_set})"
+                 if name == "voc" and cfg.data.get("train_set") in ("sbd_train", "train_aug")
+                 else "")
+        raise DataError(
+            f"{key}={root}: the data folder {root.resolve()} does not exist (a relative path "
+            f"is taken from the directory python -m zss.run starts in, here {Path.cwd()}). "
+            f"Get the data with `python -m zss.data.prepare {name} --root DIR`{extra} "
+            f"(docs/data.md) and run with {key}=DIR as an absolute path, or start the run "
+            "from the directory the relative path is meant from.")
+    if name == "voc":
+        from zss.data.datasets.voc import resolve_voc_root
+
+        resolve_voc_root(root)
+    elif name == "context":
+        from zss.data.datasets.context_labels import resolve_context_root
+
+        resolve_context_root(root)
+
+
 def split_classes(cfg: DictConfig) -> str:
     """The name of the split's class list (``split.classes``), or ``"custom"`` for a list."""
     classes = cfg.split.classes

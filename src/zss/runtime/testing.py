@@ -15,7 +15,7 @@ from zss.data.splits import ClassSplit
 from zss.evaluation.evaluator import TestResult
 from zss.evaluation.tuning import OBJECTIVE, TUNING_RULES, gates_for
 from zss.inference.gates import GATES
-from zss.runtime.console import progress_callbacks
+from zss.runtime.console import progress_callbacks, progress_every_s
 from zss.runtime.fitting import gpu_options
 from zss.runtime.launchers import cluster_plugins
 from zss.stages.gate_tuning import GateTuning
@@ -48,7 +48,7 @@ def tune_gates(cfg: DictConfig, module: L.LightningModule, dm, split: ClassSplit
     tuner = GateTuning(module, gates_for(bool(module.hparams.seenmask)),
                        data=dm.gate_tuning_dataloader, rule=rule["name"],
                        budget=rule.get("seen_budget", 0.0))
-    progress, bar = progress_callbacks("test", cfg.trainer)  # (one pass, like the test)
+    progress, bar = progress_callbacks("gates", cfg.trainer, progress_every_s(cfg))
     trainer = instantiate(cfg.trainer, logger=False, callbacks=progress,
                           enable_progress_bar=bar, enable_checkpointing=False,
                           plugins=cluster_plugins())
@@ -89,7 +89,7 @@ def test(cfg: DictConfig, module: L.LightningModule, dm, loggers: list) -> TestR
     """Evaluate every variant of ``module`` (the tuned gates included) on the test split, each
     test image counted once (also under DDP); returns the module's
     :class:`~zss.evaluation.evaluator.TestResult`."""
-    progress, bar = progress_callbacks("test", cfg.trainer)
+    progress, bar = progress_callbacks("test", cfg.trainer, progress_every_s(cfg))
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=progress,
                           enable_progress_bar=bar, enable_checkpointing=False,
                           plugins=cluster_plugins())
