@@ -219,7 +219,9 @@ def _fetch_clip(cache_dir: Path) -> list[Path]:
 def _fetch_sentence(cache_dir: Path) -> list[Path]:
     from huggingface_hub import snapshot_download
 
-    return [Path(snapshot_download(SENTENCE_DEFAULT))]
+    # the files SentenceTransformer reads (the repository also holds ONNX/OpenVINO/TF copies)
+    return [Path(snapshot_download(SENTENCE_DEFAULT, ignore_patterns=[
+        "onnx/*", "openvino/*", "*.h5", "*.msgpack", "*.ot", "pytorch_model.bin", "tf_*"]))]
 
 
 register_prefetch(Prefetch(
