@@ -39,7 +39,7 @@ def cache(tmp_path_factory):
 def demo_run(cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "run"
     _zss("+experiment=demo", "embedding=clip_vit_b16", "embedding.pretrained=null",
-         "embedding.templates=clip_imagenet_7", "embedding.pca_vocab=200", *TINY_DEMO,
+         "embedding.templates=clip_imagenet_7", "embedding.pca_vocab=100", *TINY_DEMO,
          f"paths.cache_dir={cache}", f"hydra.run.dir={out}")
     return json.loads((out / "metrics.json").read_text()), out
 
