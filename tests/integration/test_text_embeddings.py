@@ -37,7 +37,8 @@ def _pca_reference(vocab, classes, dim):
 def tiny_sentence_model(tmp_path_factory):
     """A 1-layer, 32-d BERT with a WordPiece vocabulary of letters, mean pooled, saved as a
     SentenceTransformer folder (random weights, seed 0)."""
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     root = tmp_path_factory.mktemp("sentence")
@@ -50,7 +51,7 @@ def tiny_sentence_model(tmp_path_factory):
                          num_attention_heads=2, intermediate_size=64,
                          max_position_embeddings=128)).save_pretrained(raw)
     BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}).save_pretrained(raw)
-    modules = [models.Transformer(str(raw), max_seq_length=64), models.Pooling(32, "mean")]
+    modules = [Transformer(str(raw), max_seq_length=64), Pooling(32, "mean")]
     SentenceTransformer(modules=modules, device="cpu").save(str(saved))
     return saved
 
