@@ -121,8 +121,8 @@ def _load_clip(model: str, pretrained: str | None) -> tuple[Any, Any]:
 def _encode_clip(handle: tuple[Any, Any], texts: Sequence[str]) -> np.ndarray:
     """Unit-norm CLIP text features, float32 (N, D).
 
-    A standard CLIP text tower (open_clip's ``CLIP`` class: causal attention, pooled at the
-    end-of-text token) is run on each batch cut to its longest prompt: the padding after the
+    A standard CLIP text tower (open_clip's ``CLIP`` class with a causal attention mask,
+    pooled at the end-of-text token: ``text_pool_type`` ``argmax`` or ``eos``) is run on each batch cut to its longest prompt: the padding after the
     end-of-text token cannot reach it through causal attention, so the features equal
     ``encode_text`` on the full 77 tokens (to float rounding) at a fraction of the cost. Other
     towers (``CustomTextCLIP``) go through ``encode_text`` as they are.
@@ -132,11 +132,12 @@ def _encode_clip(handle: tuple[Any, Any], texts: Sequence[str]) -> np.ndarray:
     from open_clip.transformer import text_global_pool
 
     net, tokenizer = handle
+    causal = (isinstance(net, CLIP) and getattr(net, "attn_mask", None) is not None
+              and net.text_pool_type in ("argmax", "eos"))
     out = []
     with torch.inference_mode():
         for i in range(0, len(texts), _BATCH):
             tokens = tokenizer(list(texts[i:i + _BATCH]))
-            causal = isinstance(net, CLIP) and net.text_pool_type in ("argmax", "last", "eos")
             if not causal:
                 out.append(net.encode_text(tokens).float().numpy())
                 continue
