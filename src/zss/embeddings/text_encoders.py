@@ -113,7 +113,7 @@ def _load_clip(model: str, pretrained: str | None) -> tuple[Any, Any]:
         raise TextSourceUnavailableError(
             f"cannot load the open_clip weights {model} / {pretrained}: not in the Hugging "
             f"Face cache (HF_HOME, default ~/.cache/huggingface) and not downloadable "
-            f"({type(err).__name__}: {str(err)[:300]}). Fetch them ahead: {fetch}."
+            f"({type(err).__name__}: {err}). Fetch them ahead: {fetch}."
         ) from err
     return net.eval(), open_clip.get_tokenizer(model)
 
@@ -179,7 +179,7 @@ def _load_sentence(model: str, pretrained: str | None) -> Any:
         raise TextSourceUnavailableError(
             f"cannot load the sentence-transformers model embedding.model={model!r}: no such "
             f"folder, not in the Hugging Face cache and not downloadable ({type(err).__name__}: "
-            f"{str(err)[:300]}). Fetch it ahead: {hint}; or set embedding.model to a saved "
+            f"{err}). Fetch it ahead: {hint}; or set embedding.model to a saved "
             "model's folder.") from err
 
 
