@@ -8,11 +8,12 @@ multirun): its ``metrics.json`` (scores, status, embedding source, protocol), it
 - ``results.csv``: one row per job x variant (FCN-S, FCN-JE, SZN, SZN-PS, and any other
   variant the run evaluated), scores in percent: pixel accuracy, mean accuracy, mIoU, fwIoU,
   mIoU over seen (S = train_seen ∪ train_unseen) and unseen (U) classes, hIoU; the split,
-  the protocol, the embedding source and the seed;
+  the protocol, the embedding source, its width j (``embed_dim``) and the seed;
 - ``results.md``: the same in the paper's layout, jobs that differ only in ``seed`` merged
   into mean ± std (n), then every failed, skipped and unfinished job with its reason;
 - plots (PNG): mIoU (overall, S, U) against j when the jobs differ in ``model.embed_dim``
-  (log x axis), bars per value when they differ in ``model.loss`` or ``optimizer``, and the
+  (log x axis), bars per value when they differ in ``model.loss`` or ``optimizer``, bars per
+  source and width when they differ in ``embedding`` (``embedding_sources.png``), and the
   training curves of every job (its CSV log, ``csv/version_*/metrics.csv``).
 
 Nothing else is written, and nothing of the runs is changed.

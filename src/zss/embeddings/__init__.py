@@ -1,5 +1,6 @@
-"""Class embeddings: word-vector sources (gensim), class name -> words, PCA, normalisation,
-a disk cache, and published tables (docs/embeddings.md)."""
+"""Class embeddings: word-vector sources (gensim) and text encoders (CLIP, sentence
+encoders), class name -> words, PCA, normalisation, a disk cache, and published tables
+(docs/embeddings.md)."""
 
 from zss.embeddings.build import build_class_embeddings, fit_pca, normalise
 from zss.embeddings.classwords import CLASS_WORDS, MissingWordError, class_vectors
@@ -18,6 +19,8 @@ from zss.embeddings.sources import (
     register_source,
 )
 from zss.embeddings.tables import load_table
+from zss.embeddings.text_build import build_text_class_embeddings
+from zss.embeddings.text_encoders import TEXT_ENCODERS, TextEncoder
 from zss.runtime.errors import EmbeddingError
 
 __all__ = [
@@ -29,7 +32,10 @@ __all__ = [
     "PublishedTableError",
     "SOURCES",
     "SourceUnavailableError",
+    "TEXT_ENCODERS",
+    "TextEncoder",
     "build_class_embeddings",
+    "build_text_class_embeddings",
     "class_vectors",
     "fit_pca",
     "load_glove_6b_50d",

@@ -1,5 +1,5 @@
 """The plots of ``python -m zss.report``: mIoU (overall, S, U) against j, bars per loss or
-optimiser, and every job's training curves."""
+optimiser, bars per embedding source and width, and every job's training curves."""
 
 from __future__ import annotations
 
@@ -18,6 +18,47 @@ def _swept(jobs: list[Job]) -> dict[str, list[str]]:
         for key, value in job.settings.items():
             values.setdefault(key, set()).add(value)
     return {k: sorted(v) for k, v in values.items() if len(v) > 1}
+
+
+def source_plot(jobs: list[Job], out: Path) -> Path | None:
+    """``embedding_sources.png`` when the finished jobs differ in ``embedding`` (the config
+    of the class vectors, e.g. conf/experiment/ablation_embedding_source.yaml): one panel per
+    variant, one group of bars (mIoU, mIoU S, mIoU U; mean over seeds) per source and width
+    j, labelled ``<embedding>`` and ``j=<width>``. None (nothing written) otherwise."""
+    import matplotlib.pyplot as plt
+
+    finished = [j for j in jobs if j.status == "finished"]
+    groups: dict[tuple[str, int | None], list[Job]] = {}
+    for job in finished:
+        groups.setdefault((job.settings.get("embedding", "?"), job.embed_dim), []).append(job)
+    if len({source for source, _ in groups}) < 2:
+        return None
+    keys = sorted(groups, key=lambda k: (k[0], k[1] or 0))
+    variants = list(dict.fromkeys(v for j in finished for v in j.scores()))
+    fig, axes = plt.subplots(1, len(variants), figsize=(max(4.5, 1.1 * len(keys)) * len(variants),
+                                                        3.8), squeeze=False)
+    for ax, variant in zip(axes[0], variants, strict=True):
+        for metric, label, offset in (("miou", "mIoU", -0.27), ("miou_seen", "mIoU S", 0.0),
+                                      ("miou_unseen", "mIoU U", 0.27)):
+            xs, ys = [], []
+            for i, key in enumerate(keys):
+                vals = [j.scores().get(variant, {}).get(metric, math.nan) for j in groups[key]]
+                vals = [v for v in vals if not math.isnan(v)]
+                if vals:
+                    xs.append(i + offset)
+                    ys.append(100 * statistics.mean(vals))
+            if ys:
+                ax.bar(xs, ys, width=0.27, label=label)
+        ax.set_xticks(range(len(keys)), [f"{s}\nj={j}" for s, j in keys], fontsize=7)
+        ax.set_xlabel("embedding source and width")
+        ax.set_title(title(variant))
+        ax.set_ylabel("percent")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "embedding_sources.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def plots(jobs: list[Job], out: Path) -> list[Path]:
@@ -72,6 +113,9 @@ def plots(jobs: list[Job], out: Path) -> list[Path]:
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
+    sources = source_plot(jobs, out)
+    if sources is not None:
+        written.append(sources)
     curves = [(j, sorted(j.path.glob("csv/version_*/metrics.csv"))) for j in finished]
     curves = [(j, c) for j, c in curves if c]
     common = common_overrides(jobs)

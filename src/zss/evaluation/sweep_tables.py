@@ -49,6 +49,16 @@ class Job:
                 and o not in common]
         return " ".join(kept) or "(the shared settings)"
 
+    @property
+    def embed_dim(self) -> int | None:
+        """j, the class vectors' width the job ran with (``model.embed_dim`` of its recorded
+        ``config.yaml``; None for FCN-S or a job without one)."""
+        if self.payload.get("embedding_source") is None:
+            return None
+        path = self.path / "config.yaml"
+        cfg = yaml.safe_load(path.read_text()) if path.is_file() else None
+        return ((cfg or {}).get("model") or {}).get("embed_dim")
+
     def scores(self) -> dict[str, dict[str, float]]:
         """``{variant: {metric: value}}`` of the test split from ``metrics.json`` (None ->
         NaN); its held-out ``val/`` and ``tune/`` scores are not results."""
@@ -112,7 +122,7 @@ def results_csv(jobs: list[Job]) -> str:
     f = io.StringIO(newline="")
     writer = csv.writer(f)
     writer.writerow(["job", "folder", "variant", *(f"{k}_percent" for k, _ in COLUMNS),
-                     "split", "protocol", "embedding_source", "seed"])
+                     "split", "protocol", "embedding_source", "embed_dim", "seed"])
     for job in jobs:
         if job.status != "finished":
             continue
@@ -120,7 +130,8 @@ def results_csv(jobs: list[Job]) -> str:
             writer.writerow([job.name(), str(job.path), title(variant),
                              *(_pct(s.get(k, math.nan)) for k, _ in COLUMNS),
                              job.payload.get("split"), job.payload.get("protocol", "szn"),
-                             job.payload.get("embedding_source"), job.payload.get("seed")])
+                             job.payload.get("embedding_source"), job.embed_dim,
+                             job.payload.get("seed")])
     return f.getvalue()
 
 
@@ -154,7 +165,7 @@ def results_md(jobs: list[Job]) -> str:
     for job in finished:
         groups.setdefault(job.name(without=("seed",), common=common), []).append(job)
     head = ["configuration", "variant", "n", *(t for _, t in COLUMNS), "protocol",
-            "embedding source"]
+            "embedding source", "j"]
     lines = ["Scores in percent; mean ± std over the seeds of a configuration (n runs)."
              + (f" Every job: `{_in_order(jobs, common)}`." if common else ""), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -167,7 +178,8 @@ def results_md(jobs: list[Job]) -> str:
             lines.append("| " + " | ".join([config, title(variant),
                                             str(len(members)), *cells,
                                             str(first.get("protocol", "szn")),
-                                            str(first.get("embedding_source"))]) + " |")
+                                            str(first.get("embedding_source")),
+                                            str(members[0].embed_dim)]) + " |")
     rest = [j for j in jobs if j.status != "finished"]
     if rest:
         lines += ["", "Jobs without results:", ""]

@@ -23,6 +23,7 @@ from zss.data.protocols import Protocol
 from zss.data.splits import ClassSplit
 from zss.embeddings import PUBLISHED
 from zss.embeddings.published import file_sha256
+from zss.embeddings.text_encoders import describe
 from zss.models import BACKBONES, preprocessing_for_backbone
 from zss.runtime.errors import ConfigError
 from zss.stages import Stage1Module
@@ -30,7 +31,8 @@ from zss.stages import Stage1Module
 
 def embedding_source(cfg: DictConfig) -> str | None:
     """The class-embedding source a config names: a published table's name and sha256
-    (:func:`published_source`), the ``embedding.source`` (word vectors) or the
+    (:func:`published_source`), a text encoder's model, weights and templates
+    (:func:`zss.embeddings.text_encoders.describe`), the ``embedding.source`` (word vectors) or the
     ``embedding.path`` (a table file), as an absolute path when it names an existing file;
     None for FCN-S (no class vectors)."""
     if cfg.model.variant != "fcn_je":
@@ -38,6 +40,8 @@ def embedding_source(cfg: DictConfig) -> str | None:
     e = cfg.embedding
     if e.get("name") in PUBLISHED:
         return published_source(e.name)
+    if e.get("encoder") is not None:  # a text encoder (zss.embeddings.text_build)
+        return describe(e.encoder, e.model, e.get("pretrained"), e.get("templates"))
     source = str(e.get("source") or e.get("path"))
     path = Path(source).expanduser()
     return str(path.resolve()) if path.is_file() else source
