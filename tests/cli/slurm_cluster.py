@@ -1,0 +1,167 @@
+"""A single-node SLURM for the tests (tests/cli/test_slurm.py): Debian's slurm-wlm and munge,
+installed when missing (as root, with apt), configured in a temporary folder and stopped at
+the end. :func:`start` returns the environment its clients need (``SLURM_CONF``) or raises
+:class:`Unavailable` saying which command failed and its stderr.
+
+The node has 2 CPUs (``SlurmdParameters=config_overrides``: what the machine has does not
+matter), no GPU, no accounting storage; processes are tracked without cgroups
+(``proctrack/linuxproc``, ``task/none``), which a container may not offer. A requeued job
+waits ``cred_expire`` seconds (``AuthInfo``, 120 by default) before it may start again: 5
+here, and ``KillWait=2`` (30 by default) between SIGTERM and SIGKILL.
+
+By hand: ``python tests/cli/slurm_cluster.py DIR`` starts one and prints its ``SLURM_CONF``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PACKAGES = ("slurm-wlm", "munge")
+DAEMONS = ("munged", "slurmctld", "slurmd")
+
+
+class Unavailable(RuntimeError):
+    """SLURM cannot be started here (the message says which command failed and why)."""
+
+
+def _run(cmd: list[str], timeout: float = 60, env: dict | None = None) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise Unavailable(f"`{' '.join(cmd)}`: {err}") from None
+    if proc.returncode != 0:
+        raise Unavailable(f"`{' '.join(cmd)}` exited {proc.returncode}: "
+                          f"{(proc.stderr or proc.stdout).strip()[-1500:]}")
+    return proc.stdout
+
+
+def install() -> None:
+    """apt-get install slurm-wlm and munge when a daemon is missing (root and apt only)."""
+    if all(shutil.which(d, path="/usr/sbin:/usr/bin:/sbin:/bin") for d in DAEMONS):
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise Unavailable(f"{', '.join(DAEMONS)} are not installed and this is not root with "
+                          f"apt-get: install {' '.join(PACKAGES)} to run the SLURM tests")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    _run(["apt-get", "update"], timeout=600, env=env)
+    _run(["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES], timeout=900,
+         env=env)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(root: Path) -> Path:
+    """slurm.conf and cgroup.conf of a one-node cluster under ``root``; returns slurm.conf."""
+    host = socket.gethostname().split(".")[0]
+    for sub in ("state", "spool", "log"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    conf = root / "slurm.conf"
+    conf.write_text(f"""\
+ClusterName=zsstest
+SlurmctldHost={host}(127.0.0.1)
+SlurmUser=root
+SlurmctldPort={_free_port()}
+SlurmdPort={_free_port()}
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={root}/munge.socket,cred_expire=5
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd.pid
+SlurmctldLogFile={root}/log/slurmctld.log
+SlurmdLogFile={root}/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SlurmdParameters=config_overrides
+ReturnToService=2
+MpiDefault=none
+KillWait=2
+MinJobAge=600
+SchedulerParameters=sched_interval=2
+NodeName={host} NodeAddr=127.0.0.1 CPUs=2 RealMemory=4096 State=UNKNOWN
+PartitionName=cpu Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:2
+""")
+    # slurmd loads a cgroup plugin even when nothing uses it; autodetect (the default)
+    (root / "cgroup.conf").write_text("CgroupPlugin=autodetect\n")
+    return conf
+
+
+def _pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def start(root: Path, timeout: float = 60) -> dict[str, str]:
+    """Install when missing, write the config under ``root``, start munged, slurmctld and
+    slurmd, and wait until the node is idle; returns ``os.environ`` plus ``SLURM_CONF``.
+
+    Raises:
+        Unavailable: a package is missing and cannot be installed, a daemon does not start,
+            or the node is not idle within ``timeout`` seconds (with the daemons' logs).
+    """
+    install()
+    conf = write_config(root)
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    key = root / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o400)
+    _run(["/usr/sbin/munged", "--force", f"--key-file={key}", f"--socket={root}/munge.socket",
+          f"--pid-file={root}/munged.pid", f"--log-file={root}/log/munged.log",
+          f"--seed-file={root}/munged.seed"])
+    _run(["/usr/sbin/slurmctld", "-f", str(conf)], env=env)
+    _run(["/usr/sbin/slurmd", "-f", str(conf)], env=env)
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        try:
+            state = _run(["sinfo", "-h", "-o", "%t"], timeout=10, env=env).strip()
+        except Unavailable as err:
+            state = str(err)
+        if state == "idle":
+            return env
+        time.sleep(0.5)
+    logs = "\n".join(f"{p.name}: {p.read_text()[-800:]}" for p in sorted((root / "log").glob("*")))
+    stop(root)
+    raise Unavailable(f"the SLURM node is not idle after {timeout:.0f} s (sinfo: {state})\n{logs}")
+
+
+def stop(root: Path) -> None:
+    """SIGTERM slurmd, slurmctld and munged (by their pid files under ``root``) and wait for
+    them to end."""
+    pids = [p for p in (_pid(root / f"{d}.pid") for d in ("slurmd", "slurmctld", "munged")) if p]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 20
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1]).resolve()
+    print(f"SLURM_CONF={start(folder)['SLURM_CONF']}")
