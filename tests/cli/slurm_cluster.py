@@ -123,11 +123,17 @@ def start(root: Path, timeout: float = 60) -> dict[str, str]:
     key = root / "munge.key"
     key.write_bytes(os.urandom(1024))
     key.chmod(0o400)
-    _run(["/usr/sbin/munged", "--force", f"--key-file={key}", f"--socket={root}/munge.socket",
-          f"--pid-file={root}/munged.pid", f"--log-file={root}/log/munged.log",
-          f"--seed-file={root}/munged.seed"])
-    _run(["/usr/sbin/slurmctld", "-f", str(conf)], env=env)
-    _run(["/usr/sbin/slurmd", "-f", str(conf)], env=env)
+    try:
+        _run(["/usr/sbin/munged", "--force", f"--key-file={key}",
+              f"--socket={root}/munge.socket", f"--pid-file={root}/munged.pid",
+              f"--log-file={root}/log/munged.log", f"--seed-file={root}/munged.seed"])
+        _run(["/usr/sbin/slurmctld", "-f", str(conf)], env=env)
+        _run(["/usr/sbin/slurmd", "-f", str(conf)], env=env)
+    except Unavailable as err:
+        logs = "\n".join(f"{p.name}: {p.read_text()[-800:]}"
+                         for p in sorted((root / "log").glob("*")))
+        stop(root, env)
+        raise Unavailable(f"{err}\n{logs}") from None
     deadline = time.monotonic() + timeout
     state = ""
     while time.monotonic() < deadline:
@@ -139,27 +145,65 @@ def start(root: Path, timeout: float = 60) -> dict[str, str]:
             return env
         time.sleep(0.5)
     logs = "\n".join(f"{p.name}: {p.read_text()[-800:]}" for p in sorted((root / "log").glob("*")))
-    stop(root)
+    stop(root, env)
     raise Unavailable(f"the SLURM node is not idle after {timeout:.0f} s (sinfo: {state})\n{logs}")
 
 
-def stop(root: Path) -> None:
-    """SIGTERM slurmd, slurmctld and munged (by their pid files under ``root``) and wait for
-    them to end."""
-    pids = [p for p in (_pid(root / f"{d}.pid") for d in ("slurmd", "slurmctld", "munged")) if p]
-    for pid in pids:
+def _ours(root: Path) -> list[int]:
+    """Processes left by this cluster's daemons: slurmstepd (its working folder is
+    ``root``/log) and job scripts (``root``/spool/...)."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 20
-    for pid in pids:
-        while time.monotonic() < deadline:
+            cwd = os.readlink(proc / "cwd")
+            cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if str(root) in cwd or str(root) in cmd:
+            pids.append(int(proc.name))
+    return [p for p in pids if p != os.getpid()]
+
+
+def _end(pids: list[int], seconds: float) -> None:
+    """SIGTERM ``pids``, wait up to ``seconds`` for them to end, SIGKILL the others."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
             try:
-                os.kill(pid, 0)
+                os.kill(pid, sig)
             except ProcessLookupError:
-                break
+                pass
+        deadline = time.monotonic() + seconds
+        while pids and time.monotonic() < deadline:
+            pids = [p for p in pids if Path(f"/proc/{p}").exists()
+                    and "zombie" not in _state(p)]
             time.sleep(0.1)
+
+
+def _state(pid: int) -> str:
+    try:
+        return next(ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if ln.startswith("State:")).lower()
+    except (OSError, StopIteration):
+        return "zombie"
+
+
+def stop(root: Path, env: dict[str, str] | None = None) -> None:
+    """Cancel every job and wait (30 s at most) for the queue to empty, so that no job step
+    outlives the daemons; then end slurmd, slurmctld and munged (by their pid files under
+    ``root``) and any process they left."""
+    env = env or {**os.environ, "SLURM_CONF": str(root / "slurm.conf")}
+    try:
+        _run(["scancel", "--user", str(os.geteuid())], timeout=10, env=env)
+        deadline = time.monotonic() + 30
+        while _run(["squeue", "-h"], timeout=10, env=env).strip():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    except Unavailable:
+        pass
+    _end([p for p in (_pid(root / f"{d}.pid") for d in ("slurmd", "slurmctld", "munged")) if p],
+         10)
+    _end(_ours(root), 5)
 
 
 if __name__ == "__main__":

@@ -65,8 +65,7 @@ def slurm(tmp_path_factory):
     (root / "stall.py").write_text(STALL)
     env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
     yield env
-    subprocess.run(["scancel", "--user=root"], env=env, capture_output=True)
-    slurm_cluster.stop(root)
+    slurm_cluster.stop(root, env)
 
 
 @pytest.fixture(scope="module")

@@ -227,16 +227,16 @@ OmegaConf.register_new_resolver("zss.gpus", slurm_gpus, replace=True)
 
 # sbatch's refusal (its "error: ..." line) -> the hydra.launcher keys that choose it
 _REFUSALS = (
+    ("account", "hydra.launcher.account"),
+    ("qos", "hydra.launcher.qos"),
     ("partition", "hydra.launcher.partition (the partitions: sinfo -s)"),
-    ("generic resource", "hydra.launcher.gpus_per_node (a GPU partition for trainer=gpu/ddp, "
-                         "or 0 GPUs: the default CPU trainer asks for none)"),
+    ("generic resource", "hydra.launcher.partition to one with GPUs for trainer=gpu/ddp, or "
+                         "train on the CPU (trainer.accelerator=cpu asks for no GPU)"),
     ("gres", "hydra.launcher.gpus_per_node"),
     ("memory", "hydra.launcher.mem_gb (a node's memory: sinfo -o '%P %m')"),
     ("node configuration is not available",
      "hydra.launcher.cpus_per_task, mem_gb, gpus_per_node or tasks_per_node (what a node of "
      "the partition has: sinfo -o '%P %c %m %G')"),
-    ("account", "hydra.launcher.account"),
-    ("qos", "hydra.launcher.qos"),
     ("time limit", "hydra.launcher.timeout_min (the partition's limit: sinfo -o '%P %l')"),
 )
 
@@ -275,7 +275,16 @@ def submit_said_the_zss_way(submit: Callable[[], Any]) -> Any:
     with sbatch's refusal ended as :func:`sbatch_refusal`'s one paragraph (exit status 2)
     instead of submitit's traceback, and submitit's warning that ``sacct`` failed (a cluster
     without accounting storage, where submitit reads a job's end from its result file)
-    printed once, not at every poll. Any other error is raised unchanged."""
+    printed once, not at every poll. Any other error is raised unchanged.
+
+    A refusal is recognised as submitit raises it: ``FailedJobError`` from the
+    ``subprocess.CalledProcessError`` of the ``sbatch`` command, its ``stderr`` sbatch's
+    lines (facebookincubator/submitit, ``submitit/core/utils.py`` ``CommandFunction``, called
+    by ``submitit/core/core.py`` ``Executor._submit_command``).
+
+    Raises:
+        SystemExit: (status 2, after the paragraph on stderr) sbatch refused the submission.
+    """
     from submitit.core.utils import FailedJobError
 
     logger = logging.getLogger("submitit")
