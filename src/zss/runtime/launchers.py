@@ -230,8 +230,8 @@ _REFUSALS = (
     ("account", "hydra.launcher.account"),
     ("qos", "hydra.launcher.qos"),
     ("partition", "hydra.launcher.partition (the partitions: sinfo -s)"),
-    ("generic resource", "hydra.launcher.partition to one with GPUs for trainer=gpu/ddp, or "
-                         "train on the CPU (trainer.accelerator=cpu asks for no GPU)"),
+    ("generic resource", "hydra.launcher.partition to one with GPUs (trainer=gpu/ddp), or "
+                         "hydra.launcher.gpus_per_node (a CPU trainer asks for none)"),
     ("gres", "hydra.launcher.gpus_per_node"),
     ("memory", "hydra.launcher.mem_gb (a node's memory: sinfo -o '%P %m')"),
     ("node configuration is not available",
