@@ -174,10 +174,12 @@ def test_a_refused_submission_exits_2_and_the_sacct_warning_is_printed_once(
 
     import submitit
 
-    sbatch = tmp_path / "sbatch"
+    sbatch, srun = tmp_path / "sbatch", tmp_path / "srun"  # srun: submitit looks for it
     sbatch.write_text("#!/bin/sh\necho 'sbatch: error: Batch job submission failed: Invalid "
                       "partition name specified' >&2\nexit 1\n")
+    srun.write_text("#!/bin/sh\nexit 1\n")
     sbatch.chmod(0o755)
+    srun.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     records = []
     handler = logging.Handler()
