@@ -130,10 +130,8 @@ def start(root: Path, timeout: float = 60) -> dict[str, str]:
         _run(["/usr/sbin/slurmctld", "-f", str(conf)], env=env)
         _run(["/usr/sbin/slurmd", "-f", str(conf)], env=env)
     except Unavailable as err:
-        logs = "\n".join(f"{p.name}: {p.read_text()[-800:]}"
-                         for p in sorted((root / "log").glob("*")))
         stop(root, env)
-        raise Unavailable(f"{err}\n{logs}") from None
+        raise Unavailable(f"{err}\n{_log_errors(root)}") from None
     deadline = time.monotonic() + timeout
     state = ""
     while time.monotonic() < deadline:
@@ -144,9 +142,19 @@ def start(root: Path, timeout: float = 60) -> dict[str, str]:
         if state == "idle":
             return env
         time.sleep(0.5)
-    logs = "\n".join(f"{p.name}: {p.read_text()[-800:]}" for p in sorted((root / "log").glob("*")))
     stop(root, env)
-    raise Unavailable(f"the SLURM node is not idle after {timeout:.0f} s (sinfo: {state})\n{logs}")
+    raise Unavailable(f"the SLURM node is not idle after {timeout:.0f} s (sinfo: {state})\n"
+                      f"{_log_errors(root)}")
+
+
+def _log_errors(root: Path) -> str:
+    """The last error lines of each daemon's log under ``root``/log."""
+    out = []
+    for log in sorted((root / "log").glob("*.log")):
+        lines = [ln for ln in log.read_text(errors="replace").splitlines()
+                 if "error" in ln.lower() or "fatal" in ln.lower()]
+        out += [f"{log.name}: {ln}" for ln in lines[-5:]]
+    return "\n".join(out)
 
 
 def _ours(root: Path) -> list[int]:
