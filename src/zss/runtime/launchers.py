@@ -253,7 +253,7 @@ def sbatch_refusal(stderr: str) -> str:
                 "hydra.launcher.partition, gpus_per_node, cpus_per_task, mem_gb, timeout_min or "
                 "additional_parameters (conf/launcher/slurm.yaml)")
     return (f"SLURM refused the sweep, nothing was submitted: sbatch said \"{line}\". Change "
-            f"{keys} on the command line, e.g. hydra.launcher.partition=NAME.")
+            f"{keys} on the command line (hydra.launcher.KEY=VALUE).")
 
 
 class _Once(logging.Filter):
