@@ -160,6 +160,7 @@ def test_under_slurm_a_job_asks_for_gpus_only_when_its_trainer_uses_them():
     ("sbatch: error: Batch job submission failed: Invalid account or account/partition "
      "combination specified", "hydra.launcher.account"),
     ("sbatch: error: something new", "hydra.launcher.partition, gpus_per_node"),
+    ("sbatch: fatal: Unable to process configuration file", "sinfo fails too"),
 ])
 def test_an_sbatch_refusal_names_the_launcher_key_to_change(line, key):
     message = sbatch_refusal(f"sbatch: warning: a note\n{line}\n")

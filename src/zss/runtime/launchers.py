@@ -243,15 +243,20 @@ _REFUSALS = (
 
 def sbatch_refusal(stderr: str) -> str:
     """The zss error for sbatch's refusal of a sweep (``stderr``: what sbatch printed): its
-    ``error:`` line quoted and the ``hydra.launcher.*`` key that chooses what it refused
-    (partition, GPUs, memory, CPUs, account, QOS, time limit; every key of
-    conf/launcher/slurm.yaml when the line names none of them)."""
-    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    line = next((ln for ln in reversed(lines) if "error" in ln.lower()),
-                lines[-1] if lines else "(sbatch printed nothing)")
-    keys = next((k for word, k in _REFUSALS if word in line.lower()),
-                "hydra.launcher.partition, gpus_per_node, cpus_per_task, mem_gb, timeout_min or "
-                "additional_parameters (conf/launcher/slurm.yaml)")
+    last ``error:`` (or ``fatal:``) line quoted and the ``hydra.launcher.*`` key that chooses
+    what it refused (partition, GPUs, memory, CPUs, account, QOS, time limit); a line that
+    names none of them gets every key of conf/launcher/slurm.yaml and the other cause, a
+    SLURM that sbatch cannot use from here (``sinfo`` tells)."""
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "error" in ln.lower() or "fatal" in ln.lower()] or lines
+    line = errors[-1] if errors else "(sbatch printed nothing)"
+    keys = next((k for word, k in _REFUSALS if word in line.lower()), None)
+    if keys is None:
+        return (f"sbatch failed, nothing was submitted: sbatch said \"{line}\". If it refused "
+                "what the jobs ask for, change hydra.launcher.partition, gpus_per_node, "
+                "cpus_per_task, mem_gb, timeout_min or additional_parameters "
+                "(conf/launcher/slurm.yaml) on the command line; if SLURM itself is not "
+                "reachable from here (sinfo fails too), submit from a node of the cluster.")
     return (f"SLURM refused the sweep, nothing was submitted: sbatch said \"{line}\". Change "
             f"{keys} on the command line (hydra.launcher.KEY=VALUE).")
 
