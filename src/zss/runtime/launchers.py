@@ -18,19 +18,28 @@ a multi-GPU machine its own GPU.
   other run in the folder is refused (a new run never writes into another run's folder).
 - :func:`claim_gpu`: joblib's parallel jobs would all train on GPU 0; each job that trains on
   one GPU takes one no other job holds (a lock file per GPU).
+- :func:`slurm_gpus` (the ``${zss.gpus:...}`` resolver of ``conf/launcher/slurm.yaml``): a
+  SLURM job asks for GPUs only when its trainer trains on them, so a CPU run schedules on a
+  partition without GPUs.
+- :func:`submit_said_the_zss_way` (``+launcher=slurm``'s launcher,
+  ``hydra_plugins.zss_launcher.SlurmLauncher``): sbatch's refusals said as zss errors
+  (:func:`sbatch_refusal`), and submitit's "Bypassing sacct error" warning (a cluster without
+  accounting storage) printed once instead of at every poll.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from zss.runtime.checkpointing import holds_a_run, read_progress
 from zss.runtime.errors import ConfigError
@@ -99,8 +108,8 @@ def check_sweep_launch(cfg: DictConfig) -> None:
         raise ConfigError(
             f"trainer.devices={devices} with strategy {cfg.trainer.get('strategy')} under "
             f"+launcher=slurm needs one SLURM task per device: hydra.launcher.tasks_per_node "
-            f"is {tasks}. Give trainer.devices as a number and leave tasks_per_node and "
-            "gpus_per_node at ${trainer.devices} (conf/launcher/slurm.yaml).")
+            f"is {tasks}. Give trainer.devices as a number and leave tasks_per_node "
+            "at ${trainer.devices} (conf/launcher/slurm.yaml).")
     raise ConfigError(
         f"a sweep (-m) with trainer.devices={devices} and strategy "
         f"{cfg.trainer.get('strategy', 'auto')} under the '{launcher}' launcher: DDP starts "
@@ -192,3 +201,108 @@ def claim_gpu(cfg: DictConfig, count: int | None = None) -> Iterator[int | None]
         return
     raise ConfigError(f"all {count} GPUs are held by other jobs of this machine (lock files in "
                       f"{folder}): set hydra.launcher.n_jobs={count} or fewer")
+
+
+def slurm_gpus(accelerator: Any, devices: Any) -> int | None:
+    """GPUs per node a SLURM job asks for (``hydra.launcher.gpus_per_node`` =
+    ``${zss.gpus:${trainer.accelerator},${trainer.devices}}``): the trainer's device count when
+    it trains on GPUs (``accelerator`` ``gpu`` or ``cuda``: ``trainer=gpu``, ``trainer=ddp``),
+    else None (the default trainer's ``auto``, ``cpu``): submitit then writes no GPU option,
+    and a CPU run schedules on a partition without GPUs, where a GPU request is refused
+    (``Invalid generic resource (gres) specification``).
+
+    Raises:
+        ConfigError: a GPU trainer whose ``devices`` is no count (``auto``, ``-1``).
+    """
+    if str(accelerator).lower() not in ("gpu", "cuda"):
+        return None
+    n = device_count(devices)
+    if n is None:
+        raise ConfigError(f"trainer.devices={devices} under +launcher=slurm: SLURM needs the "
+                          "number of GPUs per job; give trainer.devices as a number")
+    return n
+
+
+OmegaConf.register_new_resolver("zss.gpus", slurm_gpus, replace=True)
+
+# sbatch's refusal (its "error: ..." line) -> the hydra.launcher keys that choose it
+_REFUSALS = (
+    ("account", "hydra.launcher.account"),
+    ("qos", "hydra.launcher.qos"),
+    ("partition", "hydra.launcher.partition (the partitions: sinfo -s)"),
+    ("generic resource", "hydra.launcher.partition to one with GPUs (trainer=gpu/ddp), or "
+                         "hydra.launcher.gpus_per_node (a CPU trainer asks for none)"),
+    ("gres", "hydra.launcher.gpus_per_node"),
+    ("memory", "hydra.launcher.mem_gb (a node's memory: sinfo -o '%P %m')"),
+    ("node configuration is not available",
+     "hydra.launcher.cpus_per_task, mem_gb, gpus_per_node or tasks_per_node (what a node of "
+     "the partition has: sinfo -o '%P %c %m %G')"),
+    ("time limit", "hydra.launcher.timeout_min (the partition's limit: sinfo -o '%P %l')"),
+)
+
+
+def sbatch_refusal(stderr: str) -> str:
+    """The zss error for sbatch's refusal of a sweep (``stderr``: what sbatch printed): its
+    last ``error:`` (or ``fatal:``) line quoted and the ``hydra.launcher.*`` key that chooses
+    what it refused (partition, GPUs, memory, CPUs, account, QOS, time limit); a line that
+    names none of them gets every key of conf/launcher/slurm.yaml and the other cause, a
+    SLURM that sbatch cannot use from here (``sinfo`` tells)."""
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "error" in ln.lower() or "fatal" in ln.lower()] or lines
+    line = errors[-1] if errors else "(sbatch printed nothing)"
+    keys = next((k for word, k in _REFUSALS if word in line.lower()), None)
+    if keys is None:
+        return (f"sbatch failed, nothing was submitted: sbatch said \"{line}\". If it refused "
+                "what the jobs ask for, change hydra.launcher.partition, gpus_per_node, "
+                "cpus_per_task, mem_gb, timeout_min or additional_parameters "
+                "(conf/launcher/slurm.yaml) on the command line; if SLURM itself is not "
+                "reachable from here (sinfo fails too), submit from a node of the cluster.")
+    return (f"SLURM refused the sweep, nothing was submitted: sbatch said \"{line}\". Change "
+            f"{keys} on the command line (hydra.launcher.KEY=VALUE).")
+
+
+class _Once(logging.Filter):
+    """Lets the first record whose message holds ``text`` through and drops the others."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text, self.seen = text, False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.text not in record.getMessage():
+            return True
+        seen, self.seen = self.seen, True
+        return not seen
+
+
+def submit_said_the_zss_way(submit: Callable[[], Any]) -> Any:
+    """Run ``submit`` (a submitit launcher's ``launch``: submit the sweep, wait for its jobs)
+    with sbatch's refusal ended as :func:`sbatch_refusal`'s one paragraph (exit status 2)
+    instead of submitit's traceback, and submitit's warning that ``sacct`` failed (a cluster
+    without accounting storage, where submitit reads a job's end from its result file)
+    printed once, not at every poll. Any other error is raised unchanged.
+
+    A refusal is recognised as submitit raises it: ``FailedJobError`` from the
+    ``subprocess.CalledProcessError`` of the ``sbatch`` command, its ``stderr`` sbatch's
+    lines (facebookincubator/submitit, ``submitit/core/utils.py`` ``CommandFunction``, called
+    by ``submitit/core/core.py`` ``Executor._submit_command``).
+
+    Raises:
+        SystemExit: (status 2, after the paragraph on stderr) sbatch refused the submission.
+    """
+    from submitit.core.utils import FailedJobError
+
+    logger = logging.getLogger("submitit")
+    once = _Once("Bypassing sacct error")
+    logger.addFilter(once)
+    try:
+        return submit()
+    except FailedJobError as err:
+        cause = err.__cause__
+        if not (isinstance(cause, subprocess.CalledProcessError)
+                and "sbatch" in str(cause.cmd[0])):
+            raise
+        print(f"\nzss: error: {sbatch_refusal(str(cause.stderr or err))}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        logger.removeFilter(once)
