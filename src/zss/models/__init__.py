@@ -10,6 +10,7 @@ from zss.models.backbones import (
     BACKBONES,
     CAFFE_PREPROCESSING,
     IMAGENET_PREPROCESSING,
+    DeepLabV3PlusBackbone,
     FCN32sBackbone,
     Preprocessing,
     SmallBackbone,
@@ -39,7 +40,7 @@ from zss.models.upsample import (
 )
 
 __all__ = [
-    "BACKBONES", "CAFFE_PREPROCESSING", "FCN32S_CROP_OFFSET", "IMAGENET_PREPROCESSING",
+    "BACKBONES", "CAFFE_PREPROCESSING", "DeepLabV3PlusBackbone", "FCN32S_CROP_OFFSET", "IMAGENET_PREPROCESSING",
     "BilinearUpsample", "FCN32sBackbone", "InterpolateUpsample", "LearnedBilinearUpsample", "PixelHead",
     "Preprocessing", "SZNNet", "SmallBackbone", "Upsample32", "bilinear_filter",
     "bilinear_kernel", "build_backbone", "copy_vgg16_weights", "cosine_embedding_loss",

@@ -113,10 +113,10 @@ def config_conflicts(hparams: Any, cfg: DictConfig, split: ClassSplit) -> list[s
                         f"{cfg.model.embed_dim}")
     backbone = dict(hparams["backbone"])
     config_backbone = OmegaConf.to_container(cfg.model.backbone)
-    # a key one side lacks has the backbone's default (e.g. a checkpoint from before the key)
-    defaults = _backbone_defaults(backbone.get("name"))
-    backbone_args = {**defaults, **backbone}
-    config_args = {**defaults, **config_backbone}
+    # a key one side lacks has its backbone's default (e.g. a checkpoint from before the key);
+    # each side its own backbone's, so that two backbones differ in every key they set
+    backbone_args = {**_backbone_defaults(backbone.get("name")), **backbone}
+    config_args = {**_backbone_defaults(config_backbone.get("name")), **config_backbone}
     for key in sorted((set(backbone_args) | set(config_args)) - {"weights", "weights_format"}):
         if backbone_args.get(key) != config_args.get(key):
             problems.append(f"model.backbone.{key}: checkpoint {backbone_args.get(key)!r}, "
