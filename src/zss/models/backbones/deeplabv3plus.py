@@ -48,7 +48,7 @@ from zss.models.backbones.registry import WeightsFormatError, WeightsSpec, regis
 from zss.models.backbones.vgg16_weights import WeightsUnavailableError
 from zss.runtime.prefetch import Prefetch, prepare_command, register_prefetch
 
-__all__ = ["DeepLabV3PlusBackbone", "RESNET_WEIGHTS_FORMATS", "deeplab_pretraining",
+__all__ = ["DeepLabV3PlusBackbone", "RESNET_WEIGHTS_FORMATS", "deeplab_pretraining", "load_deeplab_weights",
            "load_resnet_file", "smp_imagenet_state_dict"]
 
 RESNET_WEIGHTS_FORMATS = ("zs3net", "torchvision")
