@@ -77,12 +77,15 @@ def _encoder_state(seed: int) -> dict[str, torch.Tensor]:
     return smp.encoders.get_encoder("resnet18", weights=None).state_dict()
 
 
-@pytest.mark.parametrize("fmt", ["zs3net", "torchvision"])
+@pytest.mark.parametrize("fmt", ["zs3net", "zs3net-joem", "torchvision"])
 def test_a_weights_file_loads_into_the_encoder(fmt, tmp_path):
     state = _encoder_state(1)
     path = tmp_path / "w.pth.tar"
     if fmt == "zs3net":  # ZS3Net: {'state_dict': {'module.' + key: ...}}, keys [7:] read
         torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
+    elif fmt == "zs3net-joem":  # JoEm's copy: the plain state dict
+        torch.save(state, path)
+        fmt = "zs3net"
     else:
         torch.save({**state, "fc.weight": torch.zeros(1000, 512)}, path)
     net = build_backbone(CFG)
@@ -103,7 +106,8 @@ def test_bad_weight_sources_are_named(tmp_path):
     torch.save({"features.0.weight": torch.zeros(1)}, path)
     with pytest.raises(WeightsFormatError, match="keys missing"):
         load_pretrained(build_backbone(CFG), str(path))
-    with pytest.raises(WeightsFormatError, match="no 'state_dict'"):
+    torch.save({"epoch": 1}, path)
+    with pytest.raises(WeightsFormatError, match="neither ZS3Net's"):
         load_resnet_file(path, "zs3net")
     with pytest.raises(FileNotFoundError, match="nope"):
         load_resnet_file(tmp_path / "nope", "zs3net")

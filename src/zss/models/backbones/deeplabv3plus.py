@@ -25,9 +25,13 @@ mean/std, ZS3Net ``custom_transforms.Normalize``):
   ``zs3net``, ZS3Net's ``resnet_backbone_pretrained_imagenet_wo_pascalvoc.pth.tar`` (or
   ``..._wo_pascalcontext.pth.tar``): ``torch.save({"state_dict": ...})`` of a ResNet-101 whose
   keys carry a 7-character ``module.`` prefix, read as ZS3Net's
-  ``ResNet._load_pretrained_model`` reads it (``zs3/modeling/backbone/resnet.py``); ZS3Net
-  trained it on ImageNet without the classes that overlap PASCAL, so the run records that
-  its pretraining excludes the unseen classes (ZS3Net's claim; zss cannot check the file).
+  ``ResNet._load_pretrained_model`` reads it (``zs3/modeling/backbone/resnet.py``) -- or the
+  plain state dict of the VOC one that JoEm re-publishes
+  (github.com/cvlab-yonsei/JoEm, release v1.0,
+  ``resnet_backbone_pretrained_imagenet_wo_pascalvoc.pth``, read without a prefix by JoEm's
+  ``model/deeplabv3.py``); ZS3Net trained it on ImageNet without the classes that overlap
+  PASCAL, so the run records that its pretraining excludes the unseen classes (ZS3Net's
+  claim; zss cannot check the file).
   ``torchvision``, a torchvision ResNet state dict (``resnet101-63fe2227.pth``, keys
   ``conv1.weight``, ``layer1.0.conv1.weight``, …; ``fc.*`` ignored).
 - ``null``: random initialisation (tests, CPU demos).
@@ -166,7 +170,8 @@ def load_resnet_file(path: str | os.PathLike,
 
     ``zs3net``: ``torch.load(path)["state_dict"]`` with the first 7 characters
     (``module.``) of each key dropped (ZS3Net ``ResNet._load_pretrained_model``);
-    ``torchvision``: the file's mapping as it is. None: told apart by the content (a
+    ``torchvision`` (and ``zs3net`` for JoEm's plain copy): the file's mapping as it is.
+    None: told apart by the content (a
     ``"state_dict"`` entry: zs3net), as the run's loader does (the stated format has been
     checked by then: :func:`zss.models.preprocessing_for_backbone`).
 
@@ -180,16 +185,15 @@ def load_resnet_file(path: str | os.PathLike,
     obj: Any = torch.load(path, map_location="cpu", weights_only=True)
     if weights_format is None:
         weights_format = "zs3net" if isinstance(obj, dict) and "state_dict" in obj else "torchvision"
-    if weights_format == "zs3net":
-        if not isinstance(obj, dict) or not isinstance(obj.get("state_dict"), dict):
-            raise WeightsFormatError(
-                f"{path} has no 'state_dict' entry, as ZS3Net's checkpoint files do "
-                "(weights_format=zs3net); for a plain state dict use weights_format=torchvision")
-        return {k[7:]: v for k, v in obj["state_dict"].items()}
-    if weights_format == "torchvision":
+    if weights_format == "zs3net" and isinstance(obj, dict) and "state_dict" in obj:
+        if not isinstance(obj["state_dict"], dict):
+            raise WeightsFormatError(f"{path}: its 'state_dict' entry is not a mapping")
+        return {k[7:]: v for k, v in obj["state_dict"].items()}  # ZS3Net's own file
+    if weights_format in RESNET_WEIGHTS_FORMATS:  # torchvision's, or JoEm's copy of ZS3Net's
         if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-            raise WeightsFormatError(f"{path} is not a state dict (a mapping of tensors), as "
-                                     "weights_format=torchvision says")
+            raise WeightsFormatError(
+                f"{path} is neither ZS3Net's {{'state_dict': ...}} nor a state dict (a "
+                f"mapping of tensors), as weights_format={weights_format} says")
         return dict(obj)
     raise WeightsFormatError(f"unknown weights_format {weights_format!r} for {path}; use one "
                              f"of {list(RESNET_WEIGHTS_FORMATS)}")
