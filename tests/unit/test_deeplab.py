@@ -197,3 +197,16 @@ def test_each_deeplab_experiment_is_its_zs3_experiment_on_the_peers_network(name
     assert ours == base
     assert ours["model"]["backbone"]["encoder"] == "resnet101"
     assert ours["optimizer"]["lr"] == 0.007 and ours["optimizer"]["poly_power"] == 0.9
+
+
+def test_a_checkpoint_without_a_key_reads_the_backbones_default():
+    cfg = _composed("model=deeplabv3plus_r101")
+    split = split_from_config(**cfg.split)
+    backbone = OmegaConf.to_container(cfg.model.backbone)
+    del backbone["atrous_rates"]  # a checkpoint from before the key: (6, 12, 18) by default
+    hparams = {"split": {k: getattr(split, k) for k in ("name", "class_names", "train_seen",
+                                                         "train_unseen", "unseen")},
+               "variant": "fcn_je", "embed_dim": 20, "backbone": backbone,
+               "protocol": {"name": "zs3", "unseen_training_images": "drop",
+                            "background": "seen"}}
+    assert config_conflicts(hparams, cfg, split) == []

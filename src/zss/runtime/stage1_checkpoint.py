@@ -75,7 +75,9 @@ def _backbone_defaults(name: str | None) -> dict[str, Any]:
     if name not in BACKBONES:
         return {}
     params = inspect.signature(BACKBONES[name].cls).parameters.values()
-    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    # a tuple default compares as the list a config gives
+    return {p.name: list(p.default) if isinstance(p.default, tuple) else p.default
+            for p in params if p.default is not inspect.Parameter.empty}
 
 
 def config_conflicts(hparams: Any, cfg: DictConfig, split: ClassSplit) -> list[str]:
