@@ -67,9 +67,9 @@ class ZSSDataModule(L.LightningDataModule):
         base_size: with a crop, scale the short side to ``scale_range`` x ``base_size``
             pixels (ZS3Net's ``RandomScaleCrop``) instead of scaling the image by
             ``scale_range``; None (default) for the latter.
-        Training batches of more than one image drop the epoch's last incomplete batch
-        (batch norm in training needs two images: DeepLabv3+'s image pooling); batch 1
-        (the paper's) uses every image.
+        drop_last: leave out each training epoch's last incomplete batch (False: every
+            image is trained on). DeepLabv3+ sets it: batch norm cannot train on a batch of
+            one image (its image-pooling branch has one value per channel).
         max_short_side: optional downscale bound for every split (None = full resolution).
         seed: seed of the held-out split, of the training order and of its augmentation.
         protocol: the benchmark protocol (None: ``szn``); its ``unseen_training_images``
@@ -101,7 +101,7 @@ class ZSSDataModule(L.LightningDataModule):
                  scale_range: tuple[float, float] = (0.5, 2.0),
                  protocol: Protocol | None = None,
                  heldout_ids: Sequence[str] | None = None,
-                 base_size: int | None = None) -> None:
+                 base_size: int | None = None, drop_last: bool = False) -> None:
         super().__init__()
         self.protocol = protocol or Protocol()
         if not 0.0 <= holdout_fraction < 1.0:
@@ -111,6 +111,7 @@ class ZSSDataModule(L.LightningDataModule):
         self.train_set, self.test_set = train_set, test_set
         self.holdout_fraction = holdout_fraction
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.drop_last = drop_last
         self.num_workers = num_workers
         self.seed = seed
         self.heldout_ids = None if heldout_ids is None else frozenset(heldout_ids)
@@ -322,7 +323,7 @@ class ZSSDataModule(L.LightningDataModule):
         """The training images of :attr:`stage`, in the order of
         :class:`~zss.data.sampling.SeededRandomSampler` (resumable mid-epoch)."""
         return self._loader(self._part("train", self.train_transform), self.batch_size,
-                            shuffle=True, drop_last=self.batch_size > 1)
+                            shuffle=True, drop_last=self.drop_last)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self._part("val", self.eval_transform), self.eval_batch_size,
