@@ -1,4 +1,4 @@
-"""Run the CPU benchmarks (1-4, the CPU part of 5, and 6) one after the other, then print every
+"""Run the CPU benchmarks (1-4, the CPU part of 5, 6 and 7) one after the other, then print every
 RATIO / GOAL line again as a summary, with the machine's load before and after.
 
 ``make bench`` runs this. Exit status 1 when a benchmark fails (a crash or a failed
@@ -17,7 +17,7 @@ from pathlib import Path
 from _common import load_avg, machine_line
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("train_step", "metrics", "loader", "embeddings", "throughput", "memory")
+ORDER = ("train_step", "metrics", "loader", "embeddings", "throughput", "memory", "deeplab")
 
 
 def main() -> int:

@@ -18,8 +18,9 @@ REPO = Path(__file__).resolve().parents[2]
 # longer instead of ~5 min. zs3_context_k10 leaves one stage-1 image of the Context sample's
 # 5-image train list, so only k2 runs on Context. The ablations are sweeps (hydra.mode:
 # MULTIRUN): tests/cli/test_ablations.py runs them as such.
-K_VARIANTS = {f"zs3_{d}_k{k}" for d in ("voc", "context") for k in (4, 6, 8)} | {
-    "zs3_context_k10"}
+K_VARIANTS = {f"zs3_{d}_k{k}{m}" for d in ("voc", "context") for k in (4, 6, 8)
+              for m in ("", "_deeplab")} | {"zs3_context_k10", "zs3_context_k10_deeplab",
+                                            "zs3_voc_k10_deeplab"}
 EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")
                      if p.stem not in K_VARIANTS and not p.stem.startswith("ablation_"))
 LIMITS = ["+trainer.limit_train_batches=4", "+trainer.limit_val_batches=2",
@@ -40,6 +41,10 @@ def _data_overrides(cfg, voc_sample, context_sample, word_vectors_dir) -> list[s
                 "model.backbone.width=8", "model.backbone.fc_width=16"]
     tiny = ["+debug=cpu", f"paths.word_vectors_dir={word_vectors_dir}",
             "data.max_short_side=64", "model.backbone.fc_width=64"]
+    if cfg.model.backbone.name == "deeplabv3plus":  # the *_deeplab files: their config is
+        # tested here, ResNet-101 itself in tests/cli/test_deeplab_run.py
+        tiny += ["model.backbone.encoder=resnet18", "data.crop_size=64", "data.base_size=64",
+                 "data.batch_size=2"]
     if target.endswith("VOCSegmentation"):  # the sample has VOC's own lists
         return [*tiny, f"paths.data_dir={voc_sample}", "data.train_set=train",
                 "data.test_set=val"]

@@ -64,6 +64,12 @@ class ZSSDataModule(L.LightningDataModule):
         num_workers: DataLoader workers (persistent when > 0).
         crop_size, scale_range: training crop (None = full images, the paper's setting) and
             its random scale range.
+        base_size: with a crop, scale the short side to ``scale_range`` x ``base_size``
+            pixels (ZS3Net's ``RandomScaleCrop``) instead of scaling the image by
+            ``scale_range``; None (default) for the latter.
+        drop_last: leave out each training epoch's last incomplete batch (False: every
+            image is trained on). DeepLabv3+ sets it: batch norm cannot train on a batch of
+            one image (its image-pooling branch has one value per channel).
         max_short_side: optional downscale bound for every split (None = full resolution).
         seed: seed of the held-out split, of the training order and of its augmentation.
         protocol: the benchmark protocol (None: ``szn``); its ``unseen_training_images``
@@ -94,7 +100,8 @@ class ZSSDataModule(L.LightningDataModule):
                  max_short_side: int | None = None, seed: int = 0,
                  scale_range: tuple[float, float] = (0.5, 2.0),
                  protocol: Protocol | None = None,
-                 heldout_ids: Sequence[str] | None = None) -> None:
+                 heldout_ids: Sequence[str] | None = None,
+                 base_size: int | None = None, drop_last: bool = False) -> None:
         super().__init__()
         self.protocol = protocol or Protocol()
         if not 0.0 <= holdout_fraction < 1.0:
@@ -104,12 +111,14 @@ class ZSSDataModule(L.LightningDataModule):
         self.train_set, self.test_set = train_set, test_set
         self.holdout_fraction = holdout_fraction
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.drop_last = drop_last
         self.num_workers = num_workers
         self.seed = seed
         self.heldout_ids = None if heldout_ids is None else frozenset(heldout_ids)
         self.train_transform = TrainTransform(crop_size=crop_size,
                                               scale_range=scale_range,
-                                              max_short_side=max_short_side)
+                                              max_short_side=max_short_side,
+                                              base_size=base_size)
         self.eval_transform = EvalTransform(max_short_side=max_short_side)
         self._stage = STAGES[0]
         self._train_base: Dataset | None = None
@@ -293,12 +302,14 @@ class ZSSDataModule(L.LightningDataModule):
                 f"test '{self.test_set}': {s['test']} images{dropped['test']}")
 
     # ---- loaders ----
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool,
+                drop_last: bool = False) -> DataLoader:
         # Lightning sets the epoch before each epoch, but a resumed fit iterates the loader
         # once before that: start at the epoch the trainer is about to run
         epoch = (0 if self.trainer is None
                  else self.trainer.fit_loop.epoch_progress.current.processed)
-        return make_loader(dataset, batch_size, shuffle, self.num_workers, self.seed, epoch)
+        return make_loader(dataset, batch_size, shuffle, self.num_workers, self.seed, epoch,
+                           drop_last=drop_last)
 
     def _part(self, part: str, transform: Callable) -> TransformedDataset:
         self._setup_train()
@@ -312,7 +323,7 @@ class ZSSDataModule(L.LightningDataModule):
         """The training images of :attr:`stage`, in the order of
         :class:`~zss.data.sampling.SeededRandomSampler` (resumable mid-epoch)."""
         return self._loader(self._part("train", self.train_transform), self.batch_size,
-                            shuffle=True)
+                            shuffle=True, drop_last=self.drop_last)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self._part("val", self.eval_transform), self.eval_batch_size,

@@ -78,7 +78,7 @@ def seeded(seed: int | None) -> Iterator[None]:
 
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int,
-                epoch: int = 0) -> DataLoader:
+                epoch: int = 0, drop_last: bool = False) -> DataLoader:
     """The DataLoader of a stage's images (batches padded by
     :func:`zss.data.batches.pad_collate`).
 
@@ -88,7 +88,8 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: i
     exactly one rank (:class:`UnrepeatedDistributedSampler`: Lightning's padding
     ``DistributedSampler`` would count some twice in a dataset-level confusion matrix). The
     workers' base seed comes from the loader's own generator, so iterating a loader never
-    draws from the global RNG (dropout's, restored on resume).
+    draws from the global RNG (dropout's, restored on resume). ``drop_last``: leave out a
+    training epoch's last incomplete batch.
     """
     kwargs = dict(batch_size=batch_size, num_workers=num_workers, collate_fn=pad_collate,
                   persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available(),
@@ -96,7 +97,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: i
     if shuffle:
         sampler = SeededRandomSampler(len(dataset), seed)  # type: ignore[arg-type]
         sampler.set_epoch(epoch)
-        return StatefulDataLoader(dataset, sampler=sampler, **kwargs)
+        return StatefulDataLoader(dataset, sampler=sampler, drop_last=drop_last, **kwargs)
     sampler = None
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)

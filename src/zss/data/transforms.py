@@ -134,7 +134,10 @@ class TrainTransform:
     ``crop_size=None`` (the paper's setting: batch 1, full images): optional downscale to
     ``max_short_side``, random horizontal flip.
     Otherwise: optional downscale, random scale factor uniform in ``scale_range`` (image
-    bilinear, label nearest), random crop to ``crop_size`` (padding the label with 255 where
+    bilinear, label nearest) -- or, with ``base_size``, the short side scaled to a length
+    uniform in ``scale_range`` x ``base_size`` (ZS3Net ``RandomScaleCrop``,
+    ``zs3/dataloaders/custom_transforms.py``: short side ``randint(0.5 * base_size, 2 *
+    base_size)``; here a real number, rounded with the other side), random crop to ``crop_size`` (padding the label with 255 where
     the scaled image is smaller, and the image, whose padding the returned box excludes, so
     that :func:`normalize_batch` sets it to 0), random horizontal flip. Randomness comes from
     torch's CPU RNG (one draw per scale, crop position and flip, in that order); the training
@@ -145,6 +148,8 @@ class TrainTransform:
         scale_range: (min, max) scale factors, used only with a crop.
         hflip: flip with probability 0.5.
         max_short_side: optional bound on the shorter side, applied first.
+        base_size: the short side's scale reference in pixels (with a crop), or None for a
+            scale factor of the image's own size.
 
     Returns (when called): image uint8 (3, h, w), label uint8 (h, w), box int64 (4,)
     (x1, y1, x2, y2) of the image pixels; (h, w) = crop_size when cropping.
@@ -152,7 +157,7 @@ class TrainTransform:
 
     def __init__(self, crop_size: int | Sequence[int] | None = None,
                  scale_range: Sequence[float] = (0.5, 2.0), hflip: bool = True,
-                 max_short_side: int | None = None) -> None:
+                 max_short_side: int | None = None, base_size: int | None = None) -> None:
         if crop_size is not None:
             crop_size = ((int(crop_size),) * 2 if isinstance(crop_size, int)
                          else tuple(int(c) for c in crop_size))
@@ -166,6 +171,7 @@ class TrainTransform:
         self.scale_range = (lo, hi)
         self.hflip = hflip
         self.max_short_side = max_short_side
+        self.base_size = None if base_size is None else int(base_size)
         self._crop = (v2.RandomCrop(crop_size, pad_if_needed=True, fill=_FILL)
                       if crop_size is not None else None)
         self._flip = v2.RandomHorizontalFlip(0.5) if hflip else None
@@ -178,6 +184,8 @@ class TrainTransform:
             lo, hi = self.scale_range
             scale = lo + (hi - lo) * float(torch.rand(()))
             h, w = label.shape
+            if self.base_size is not None:
+                scale *= self.base_size / min(h, w)
             size = [max(1, math.floor(h * scale + 0.5)), max(1, math.floor(w * scale + 0.5))]
             if size != [h, w]:
                 image, label = _resize(image, label, size)
@@ -193,4 +201,5 @@ class TrainTransform:
 
     def __repr__(self) -> str:
         return (f"TrainTransform(crop_size={self.crop_size}, scale_range={self.scale_range}, "
-                f"hflip={self.hflip}, max_short_side={self.max_short_side})")
+                f"hflip={self.hflip}, max_short_side={self.max_short_side}"
+                + (f", base_size={self.base_size})" if self.base_size is not None else ")"))

@@ -10,6 +10,7 @@ from zss.models.backbones import (
     BACKBONES,
     CAFFE_PREPROCESSING,
     IMAGENET_PREPROCESSING,
+    DeepLabV3PlusBackbone,
     FCN32sBackbone,
     Preprocessing,
     SmallBackbone,
@@ -20,6 +21,7 @@ from zss.models.backbones import (
     load_vgg16_file,
     preprocessing_for,
     preprocessing_for_backbone,
+    pretraining_record,
     register_backbone,
     vgg16_state_dict,
     weights_format,
@@ -30,6 +32,7 @@ from zss.models.szn import SZNNet
 from zss.models.upsample import (
     FCN32S_CROP_OFFSET,
     BilinearUpsample,
+    InterpolateUpsample,
     LearnedBilinearUpsample,
     Upsample32,
     bilinear_filter,
@@ -37,11 +40,11 @@ from zss.models.upsample import (
 )
 
 __all__ = [
-    "BACKBONES", "CAFFE_PREPROCESSING", "FCN32S_CROP_OFFSET", "IMAGENET_PREPROCESSING",
-    "BilinearUpsample", "FCN32sBackbone", "LearnedBilinearUpsample", "PixelHead",
+    "BACKBONES", "CAFFE_PREPROCESSING", "DeepLabV3PlusBackbone", "FCN32S_CROP_OFFSET", "IMAGENET_PREPROCESSING",
+    "BilinearUpsample", "FCN32sBackbone", "InterpolateUpsample", "LearnedBilinearUpsample", "PixelHead",
     "Preprocessing", "SZNNet", "SmallBackbone", "Upsample32", "bilinear_filter",
     "bilinear_kernel", "build_backbone", "copy_vgg16_weights", "cosine_embedding_loss",
     "load_pretrained", "load_torchvision_vgg16_state_dict", "load_vgg16_file",
     "masked_cross_entropy", "mse_embedding_loss", "preprocessing_for",
-    "preprocessing_for_backbone", "register_backbone", "vgg16_state_dict", "weights_format",
+    "preprocessing_for_backbone", "pretraining_record", "register_backbone", "vgg16_state_dict", "weights_format",
 ]

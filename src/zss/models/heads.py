@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from zss.models.upsample import BilinearUpsample, LearnedBilinearUpsample
+from zss.models.upsample import BilinearUpsample, InterpolateUpsample, LearnedBilinearUpsample
 
 
 class PixelHead(nn.Module):
@@ -47,7 +47,21 @@ class PixelHead(nn.Module):
         ×32 deconvolution cropped at 19. ``learned_upsample`` makes that deconvolution a
         trainable parameter initialised bilinear (:class:`LearnedBilinearUpsample`, the
         original SZN seenmask head) instead of a fixed buffer (:class:`BilinearUpsample`).
+        A backbone with ``upsample_mode == "interpolate"`` (DeepLabv3+) gets
+        :class:`InterpolateUpsample` (bilinear resize, nothing to learn).
+
+        Raises:
+            ValueError: ``learned_upsample`` for an interpolating backbone (stage2.train_upsampling
+                needs a transposed convolution to train).
         """
+        if getattr(backbone, "upsample_mode", "deconv") == "interpolate":
+            if learned_upsample:
+                raise ValueError(
+                    f"{type(backbone).__name__} resizes its heads' outputs by bilinear "
+                    "interpolation, which has nothing to train: set stage2.train_upsampling="
+                    "false (conf/model/deeplabv3plus_r101.yaml does)")
+            return cls(int(backbone.out_channels), out_channels, InterpolateUpsample(),
+                       zero_init=zero_init)
         stride = int(backbone.output_stride)
         offset = getattr(backbone, "upsample_offset", stride // 2)
         kind = LearnedBilinearUpsample if learned_upsample else BilinearUpsample

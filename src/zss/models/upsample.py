@@ -200,3 +200,18 @@ class Upsample32(BilinearUpsample):
 
     def __init__(self, channels: int) -> None:
         super().__init__(channels, factor=32, offset=FCN32S_CROP_OFFSET)
+
+
+class InterpolateUpsample(nn.Module):
+    """Bilinear resize to the requested size, ``align_corners=True``: DeepLab's upsampling of
+    its logits to the input (ZS3Net ``zs3/modeling/deeplab.py``: ``F.interpolate(x,
+    size=input.size()[2:], mode="bilinear", align_corners=True)``; smp's
+    ``UpsamplingBilinear2d(scale_factor=4)`` for sides divisible by 16). No parameter.
+
+    Shapes: ``forward(x: float (N, C, h, w), out_hw) -> (N, C, H, W)``.
+    """
+
+    def forward(self, x: Tensor, out_hw: tuple[int, int] | torch.Size) -> Tensor:
+        """Resize ``x`` to ``out_hw`` = (H, W)."""
+        size = (int(out_hw[0]), int(out_hw[1]))
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=True)

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from zss.data.protocols import Protocol
 from zss.data.splits import split_from_config
 from zss.evaluation.run_files import run_metrics, write_metrics_json, write_test_files
+from zss.models import pretraining_record
 from zss.runtime import fitting, testing
 from zss.runtime.checkpointing import write_atomic, write_progress
 from zss.runtime.config_keys import check_config_keys
@@ -121,7 +122,8 @@ def _train_and_test(cfg: DictConfig, out: Path, progress: dict[str, Any],
     meta.update(protocol=trained_under.name, protocol_rules=trained_under.as_dict(),
                 embedding_source=module.hparams.get("embedding_source"),
                 class_embeddings_sha256=tensor_sha256(getattr(module, "class_embeddings", None)),
-                backbone=run.backbone, preprocessing=dataclasses.asdict(module.preprocessing))
+                backbone=run.backbone, preprocessing=dataclasses.asdict(module.preprocessing),
+                pretraining=pretraining_record(module.hparams.backbone))
     result = None
     if "test" in stages:
         if module.hparams.variant == "fcn_je":

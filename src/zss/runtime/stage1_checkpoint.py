@@ -79,7 +79,9 @@ def _backbone_defaults(name: str | None) -> dict[str, Any]:
     if name not in BACKBONES:
         return {}
     params = inspect.signature(BACKBONES[name].cls).parameters.values()
-    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    # a tuple default compares as the list a config gives
+    return {p.name: list(p.default) if isinstance(p.default, tuple) else p.default
+            for p in params if p.default is not inspect.Parameter.empty}
 
 
 def config_conflicts(hparams: Any, cfg: DictConfig, split: ClassSplit) -> list[str]:
@@ -117,10 +119,10 @@ def config_conflicts(hparams: Any, cfg: DictConfig, split: ClassSplit) -> list[s
                         f"{cfg.model.embed_dim}")
     backbone = dict(hparams["backbone"])
     config_backbone = OmegaConf.to_container(cfg.model.backbone)
-    # a key one side lacks has the backbone's default (e.g. a checkpoint from before the key)
-    defaults = _backbone_defaults(backbone.get("name"))
-    backbone_args = {**defaults, **backbone}
-    config_args = {**defaults, **config_backbone}
+    # a key one side lacks has its backbone's default (e.g. a checkpoint from before the key);
+    # each side its own backbone's, so that two backbones differ in every key they set
+    backbone_args = {**_backbone_defaults(backbone.get("name")), **backbone}
+    config_args = {**_backbone_defaults(config_backbone.get("name")), **config_backbone}
     for key in sorted((set(backbone_args) | set(config_args)) - {"weights", "weights_format"}):
         if backbone_args.get(key) != config_args.get(key):
             problems.append(f"model.backbone.{key}: checkpoint {backbone_args.get(key)!r}, "

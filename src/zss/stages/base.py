@@ -29,6 +29,10 @@ warnings.filterwarnings("ignore", message="You have overridden `on_after_batch_t
 
 BIAS_KEYS = ("bias_lr_factor", "bias_weight_decay")
 """Keys of an optimiser config that set the bias rule (read by zss, not passed to torch)."""
+RECIPE_KEYS = (*BIAS_KEYS, "head_lr_factor", "poly_power")
+"""Every key of an optimiser config that zss reads and torch does not get:
+the bias rule, ``head_lr_factor`` (:func:`make_optimizer`) and ``poly_power``
+(:func:`poly_schedule`)."""
 
 
 def param_groups(named: Iterable[tuple[str, nn.Parameter]], lr: float,
@@ -67,13 +71,42 @@ def make_optimizer(config: dict[str, Any],
     Args:
         config: ``{"_target_": "torch.optim.Adam", "lr": 1e-5, "bias_lr_factor": 2, ...}``;
             keys starting with ``_`` are Hydra's, :data:`BIAS_KEYS` set the bias rule of
-            :func:`param_groups`, every other key goes to the optimiser.
+            :func:`param_groups`, ``head_lr_factor`` (default 1) multiplies the learning
+            rate of every parameter outside ``backbone.encoder`` (ZS3Net's
+            ``get_10x_lr_params``: ASPP and decoder at 10 x lr, ``zs3/train_pascal.py``),
+            ``poly_power`` is the schedule's (:func:`poly_schedule`); every other key goes
+            to the optimiser.
         named: the ``(name, parameter)`` pairs to optimise.
     """
-    kwargs = {k: v for k, v in config.items() if not k.startswith("_") and k not in BIAS_KEYS}
-    groups = param_groups(named, kwargs["lr"], float(config.get("bias_lr_factor", 1.0)),
-                          config.get("bias_weight_decay"))
-    return get_class(config["_target_"])(groups, **kwargs)
+    kwargs = {k: v for k, v in config.items() if not k.startswith("_") and k not in RECIPE_KEYS}
+    lr, head = kwargs["lr"], float(config.get("head_lr_factor") or 1.0)
+    bias = (float(config.get("bias_lr_factor", 1.0)), config.get("bias_weight_decay"))
+    named = list(named)
+    if head == 1.0:
+        groups = param_groups(named, lr, *bias)
+    else:  # the pretrained encoder at lr, the rest (decoder, heads) at head_lr_factor x lr
+        enc = [(n, p) for n, p in named if n.startswith("backbone.encoder.")]
+        rest = [(n, p) for n, p in named if not n.startswith("backbone.encoder.")]
+        groups = [*param_groups(enc, lr, *bias), *({**g, "lr": g.get("lr", lr) * head}
+                                                   for g in param_groups(rest, lr, *bias))]
+    return get_class(config["_target_"])([g for g in groups if g["params"]], **kwargs)
+
+
+def poly_schedule(optimizer: torch.optim.Optimizer, total_steps: int,
+                  power: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """The poly learning-rate schedule, stepped every optimiser step: every group's lr times
+    ``(1 - step / total_steps) ** power`` (ZS3Net ``zs3/utils/lr_scheduler.py``, ``mode ==
+    "poly"``: ``lr * (1 - T / N) ** 0.9`` with N = epochs x iterations per epoch; the
+    DeepLab recipe). 0 from ``total_steps`` on.
+
+    Raises:
+        ValueError: ``total_steps < 1`` or ``power <= 0``.
+    """
+    if total_steps < 1 or power <= 0:
+        raise ValueError(f"poly schedule needs total_steps >= 1 and power > 0, got "
+                         f"{total_steps}, {power}")
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: max(0.0, 1.0 - step / total_steps) ** power)
 
 
 class NonFiniteLossError(UserInputError, FloatingPointError):

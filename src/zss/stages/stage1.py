@@ -10,7 +10,7 @@ from zss.data.splits import IGNORE_INDEX
 from zss.evaluation.metrics import confusion_matrix_metric, segmentation_scores
 from zss.inference.nearest import cosine_scores, masked_argmax
 from zss.models.losses import LOSSES
-from zss.stages.base import ZeroShotModule, make_optimizer
+from zss.stages.base import ZeroShotModule, make_optimizer, poly_schedule
 
 
 def epochs_within_image_budget(max_epochs: int, num_train_images: int,
@@ -116,5 +116,13 @@ class Stage1Module(ZeroShotModule):
         self.log(f"val/{v}/miou", s["miou"], prog_bar=True)
         self.log(f"val/{v}/pixel_acc", s["pixel_acc"])
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return make_optimizer(self.hparams.optimizer, self.net.named_parameters())
+    def configure_optimizers(self):
+        """The optimiser of ``optimizer``; with ``optimizer.poly_power`` also the poly
+        schedule over the fit's optimiser steps (:func:`zss.stages.base.poly_schedule`)."""
+        optimizer = make_optimizer(self.hparams.optimizer, self.net.named_parameters())
+        power = self.hparams.optimizer.get("poly_power")
+        if not power:
+            return optimizer
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {
+            "scheduler": poly_schedule(optimizer, total, float(power)), "interval": "step"}}

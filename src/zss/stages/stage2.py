@@ -80,9 +80,23 @@ class Stage2Module(ZeroShotModule):
         return module
 
     def on_train_epoch_start(self) -> None:
-        # frozen parts: train mode (dropout on) only if asked; the head always trains
-        self.net.train(self.hparams.dropout)
-        self.net.seenmask_head.train()
+        self.train()
+
+    def train(self, mode: bool = True) -> Stage2Module:
+        """Training modes of stage 2 (any ``train()`` call, and the start of every training
+        epoch, since Lightning restores modes around validation without calling it): the
+        frozen parts in train mode (dropout on) only if ``dropout``; their batch norms
+        always in eval mode, so that their running statistics (``running_mean``,
+        ``running_var``, ``num_batches_tracked``) stay the stage-1 model's -- they are
+        frozen like the weights (DeepLabv3+; FCN-32s has none); the seenmask head trains."""
+        super().train(mode)
+        if mode:
+            self.net.train(self.hparams.dropout)
+            for m in self.net.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+            self.net.seenmask_head.train()
+        return self
 
     def _logits(self, image: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

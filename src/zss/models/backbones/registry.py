@@ -4,7 +4,9 @@ preprocessing that go with each network.
 A backbone is an ``nn.Module`` whose ``forward`` maps float32 (N, 3, H, W) images to a
 feature map (N, ``out_channels``, ⌈H/s⌉, ⌈W/s⌉) and which has the attributes
 ``out_channels``, ``output_stride`` (s) and ``upsample_offset`` (the crop of its ×s
-upsampling, :class:`zss.models.upsample.BilinearUpsample`). Adding one is one class and one
+upsampling, :class:`zss.models.upsample.BilinearUpsample`), or ``upsample_mode =
+"interpolate"`` for a network whose heads resize to the input by bilinear interpolation
+(:class:`zss.models.upsample.InterpolateUpsample`, DeepLab's). Adding one is one class and one
 :func:`register_backbone` call beside it (``docs/extending.md``); the config check, the
 checkpoint check and the model read this table.
 """
@@ -22,7 +24,7 @@ from zss.models.backbones.preprocessing import Preprocessing
 from zss.runtime.errors import UserInputError
 
 __all__ = ["BACKBONES", "Backbone", "WeightsFormatError", "build_backbone", "load_pretrained",
-           "preprocessing_for_backbone", "register_backbone"]
+           "preprocessing_for_backbone", "pretraining_record", "register_backbone"]
 
 WeightsSpec = str | os.PathLike | None
 
@@ -45,12 +47,15 @@ class Backbone:
             tell.
         load_weights: ``(module, weights) -> None``, loads pretrained weights in place; None
             for a backbone trained from random initialisation only.
+        pretraining: ``(weights, weights_format) -> dict``, what a run records of the
+            pretraining (:func:`pretraining_record`); None: the default record.
     """
 
     name: str
     cls: type[nn.Module]
     preprocessing: Callable[[WeightsSpec, str | None], Preprocessing]
     load_weights: Callable[[nn.Module, WeightsSpec], None] | None = None
+    pretraining: Callable[[WeightsSpec, str | None], dict[str, Any]] | None = None
 
 
 BACKBONES: dict[str, Backbone] = {}
@@ -60,7 +65,8 @@ BACKBONES: dict[str, Backbone] = {}
 def register_backbone(name: str, cls: type[nn.Module], *,
                       preprocessing: Callable[[WeightsSpec, str | None], Preprocessing],
                       load_weights: Callable[[nn.Module, WeightsSpec], None] | None = None,
-                      ) -> type[nn.Module]:
+                      pretraining: Callable[[WeightsSpec, str | None], dict[str, Any]]
+                      | None = None) -> type[nn.Module]:
     """Add a backbone to :data:`BACKBONES` (see :class:`Backbone`); returns ``cls``.
 
     Raises:
@@ -69,7 +75,7 @@ def register_backbone(name: str, cls: type[nn.Module], *,
     known = BACKBONES.get(name)
     if known is not None and known.cls is not cls:
         raise ValueError(f"backbone name {name!r} is already registered for {known.cls}")
-    BACKBONES[name] = Backbone(name, cls, preprocessing, load_weights)
+    BACKBONES[name] = Backbone(name, cls, preprocessing, load_weights, pretraining)
     return cls
 
 
@@ -125,3 +131,29 @@ def load_pretrained(backbone: nn.Module, weights: WeightsSpec) -> None:
             f"pretrained weights {str(weights)!r} exist only for the backbones {takes}, not "
             f"{type(backbone).__name__}; use model.backbone.weights=null")
     entry.load_weights(backbone, weights)
+
+
+def pretraining_record(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What pretrained the backbone of ``cfg`` (``model.backbone`` or a checkpoint's
+    ``hparams.backbone``), as ``metrics.json`` records it: ``backbone``, ``weights``,
+    ``format`` and ``excludes_unseen`` -- True where the pretraining is known to exclude the
+    unseen classes (random initialisation; ZS3Net's ImageNet without PASCAL's classes),
+    False where it is known to include them (ImageNet-1k holds classes that overlap PASCAL's
+    and Context's), None where unknown -- with a ``note``; the registry entry's
+    ``pretraining`` where it has one.
+
+    Raises:
+        ValueError: an unknown backbone name.
+    """
+    name = cfg.get("name", "fcn32s")
+    entry = _entry(name)
+    weights, fmt = cfg.get("weights"), cfg.get("weights_format")
+    if entry.pretraining is not None:
+        return {"backbone": name, **entry.pretraining(weights, fmt)}
+    if weights is None:
+        return {"backbone": name, "weights": None, "format": None, "excludes_unseen": True,
+                "note": "random initialisation: nothing pretrained"}
+    return {"backbone": name, "weights": str(weights), "format": fmt,
+            "excludes_unseen": False if weights == "torchvision" else None,
+            "note": "ImageNet-1k, whose classes overlap PASCAL's" if weights == "torchvision"
+            else "a user's file: whether its pretraining saw the unseen classes is unknown"}
