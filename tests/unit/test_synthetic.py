@@ -106,3 +106,25 @@ def test_data_module_filters_the_generated_images():
     assert counts["stage1_train"] + counts["stage1_val"] == len(stage1)
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (4, 3, 48, 48) and batch["image"].dtype == torch.uint8
+
+
+@pytest.mark.parametrize("experiment, jobs", [
+    ("ablation_embedding_source", [["embedding=glove_6b_50d"], ["embedding=clip_vit_b16_random"],
+                                   ["embedding=sentence_minilm"], ["embedding=word2vec"]]),
+    ("ablation_embedding_dim", [["model.embed_dim=2"], ["model.embed_dim=50"]]),
+])
+def test_a_sweep_on_the_demo_data_draws_every_job_from_one_benchmark(experiment, jobs):
+    """+debug=demo_data: the images' textures come from GloVe 6B 50-d at j = 20 whatever
+    embedding and j a job trains with (were they the job's own vectors, each source or j of a
+    sweep would be scored on other images)."""
+    appearances, embeddings = [], []
+    with initialize_config_dir(str(Path(__file__).parents[2] / "conf"), version_base="1.3"):
+        for job in jobs:
+            cfg = compose("config", overrides=[f"+experiment={experiment}", "+debug=demo_data",
+                                               *job])
+            appearances.append(OmegaConf.to_container(cfg.data.dataset.appearance, resolve=True))
+            embeddings.append((OmegaConf.to_container(cfg.embedding), OmegaConf.select(
+                cfg, "model.embed_dim", throw_on_resolution_failure=False)))
+    assert all(a == appearances[0] for a in appearances)
+    assert appearances[0]["source"] == "glove-6b-50d" and appearances[0]["dim"] == 20
+    assert len({str(e) for e in embeddings}) == len(jobs)  # the jobs do train on other vectors
