@@ -284,6 +284,9 @@ def test_weights_without_network_names_the_item_and_a_failed_table_names_the_com
     assert code == 2 and "'vgg16-torchvision'" in out
     code, out = run(capsys, "weights", "--list")
     assert code == 0 and "word2vec-google-news-300" in out and "on --only" in out
+    for item in ("fasttext-wiki-news-subwords-300", "clip-vit-b-16-openai",
+                 "sentence-all-minilm-l6-v2", "resnet101-imagenet-smp", "vgg16-torchvision"):
+        assert f"\n{item} " in "\n" + out, item  # every download of a run's configs is listed
 
 
 def test_word2vec_offline_names_its_prepare_command(monkeypatch):
@@ -298,3 +301,6 @@ def test_word2vec_offline_names_its_prepare_command(monkeypatch):
     with pytest.raises(SourceUnavailableError, match="python -m zss.data.prepare weights --only "
                                                      "word2vec-google-news-300"):
         load_keyed_vectors("word2vec-google-news-300")
+    with pytest.raises(SourceUnavailableError, match="python -m zss.data.prepare weights --only "
+                                                     "fasttext-wiki-news-subwords-300"):
+        load_keyed_vectors("fasttext-wiki-news-subwords-300")

@@ -361,12 +361,15 @@ def _weights(only: list[str] | None, listing: bool, cache_dir: Path) -> None:
     """``prepare weights``: fetch the registered items of :mod:`zss.runtime.prefetch`."""
     import zss.embeddings.published  # noqa: F401  (each module registers its items)
     import zss.embeddings.sources  # noqa: F401
+    import zss.embeddings.text_encoders  # noqa: F401
+    import zss.models.backbones.deeplabv3plus  # noqa: F401
     import zss.models.backbones.vgg16_weights  # noqa: F401
     from zss.runtime.prefetch import PREFETCH
 
     if listing:
+        width = max(map(len, PREFETCH)) + 2
         for item in PREFETCH.values():
-            _say(f"{item.name:<28}{'default' if item.default else 'on --only':<11}"
+            _say(f"{item.name:<{width}}{'default' if item.default else 'on --only':<11}"
                  f"{item.description}")
         return
     unknown = sorted(set(only or []) - set(PREFETCH))

@@ -198,9 +198,9 @@ def _load_downloader(name: str, limit: int | None) -> KeyedVectors:
             f"cannot load word vectors {name!r} with gensim.downloader: no network and no cached "
             f"copy under {gensim.downloader.BASE_DIR} ({type(e).__name__}: {e}). Download the "
             "file yourself (for the paper's default: GoogleNews-vectors-negative300.bin(.gz)) and "
-            f"set embedding.source=/path/to/file, or (for {DEFAULT_SOURCE}) run "
-            f"{prepare_command(DEFAULT_SOURCE)} on a machine with internet (same $HOME or "
-            "GENSIM_DATA_DIR)"
+            "set embedding.source=/path/to/file, or run "
+            f"{prepare_command(name if name in GENSIM_PREFETCH else DEFAULT_SOURCE)} on a "
+            "machine with internet (same $HOME or GENSIM_DATA_DIR)"
         ) from e
     if not isinstance(kv, KeyedVectors):
         raise TypeError(f"gensim.downloader model {name!r} is a {type(kv).__name__}, not word "
@@ -208,16 +208,27 @@ def _load_downloader(name: str, limit: int | None) -> KeyedVectors:
     return kv
 
 
-def _prefetch_word2vec(cache_dir: Path) -> list[Path]:  # gensim keeps it in its own folder
-    import gensim.downloader
+GENSIM_PREFETCH = {
+    DEFAULT_SOURCE: "GoogleNews word2vec, 300-d (embedding=word2vec), 1.6 GB download",
+    "fasttext-wiki-news-subwords-300": "fastText wiki-news subwords, 300-d (embedding=fasttext), "
+                                       "0.96 GB download",
+}
+"""The gensim-downloader word vectors of zss's embedding configs, fetched ahead on request
+(``python -m zss.data.prepare weights --only NAME``; not by default: they are large)."""
 
-    return [Path(gensim.downloader.load(DEFAULT_SOURCE, return_path=True))]
+
+def _gensim_fetcher(name: str):
+    def fetch(cache_dir: Path) -> list[Path]:  # gensim keeps them in its own folder
+        import gensim.downloader
+
+        return [Path(gensim.downloader.load(name, return_path=True))]
+    return fetch
 
 
-register_prefetch(Prefetch(
-    DEFAULT_SOURCE, "GoogleNews word2vec, 300-d (embedding=word2vec), 1.6 GB download, via "
-    "gensim's downloader into its folder (~/gensim-data or $GENSIM_DATA_DIR)",
-    _prefetch_word2vec, default=False))
+for _name, _what in GENSIM_PREFETCH.items():
+    register_prefetch(Prefetch(
+        _name, f"{_what}, via gensim's downloader into its folder (~/gensim-data or "
+        "$GENSIM_DATA_DIR)", _gensim_fetcher(_name), default=False))
 
 
 def load_keyed_vectors(source: str | os.PathLike, *, limit: int | None = None,
