@@ -30,8 +30,9 @@ def test_prepare_then_run_the_printed_command(voc_sample, context_sample, word_v
     finally:
         server.close()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    command = next(line.strip() for line in proc.stdout.splitlines()
-                   if "+experiment=voc_17_2_2" in line)
+    line = next(line for line in proc.stdout.splitlines() if "+experiment=voc_17_2_2" in line)
+    command, why = (part.strip() for part in line.split("#"))  # a shell comment says why
+    assert why == "the paper's sbd_train / seg11valid are not complete here"
     assert command == (f"python -m zss.run +experiment=voc_17_2_2 paths.data_dir={root} "
                        "data.train_set=train_aug data.test_set=val")
     tiny = [o for o in TINY if not o.startswith(("data.train_set", "data.test_set"))]

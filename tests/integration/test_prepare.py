@@ -90,7 +90,8 @@ def test_full_prepare_gives_what_the_readers_read_and_a_second_run_changes_nothi
     assert "\r" not in out
     assert (f"python -m zss.run +experiment=voc_17_2_2 paths.data_dir={root.resolve()} "
             "data.train_set=train_aug data.test_set=val") in out
-    assert f"python -m zss.run +experiment=context_31_2_2 paths.data_dir={ctx.resolve()}" in out
+    assert (f"python -m zss.run +experiment=context_31_2_2 paths.data_dir={ctx.resolve()}   "
+            "# keeps only the images whose pixels are all in its 33 classes") in out
     # the datasets read it
     from zss.data.datasets.context import ContextSegmentation
     from zss.data.datasets.voc import VOCSegmentation

@@ -325,12 +325,13 @@ def check(root: Path) -> bool:
         data = f"paths.data_dir={root}"
         if complete.get("sbd_train") and complete.get("seg11valid"):
             commands.append(f"python -m zss.run +experiment=voc_17_2_2 {data}")
-        if complete.get("train_aug") and complete.get("VOC val"):
+        lists = ("train_aug" if complete.get("train_aug") else
+                 "train" if complete.get("VOC train") else None)
+        if lists and complete.get("VOC val"):
+            why = ("" if commands else "   # the paper's sbd_train / seg11valid are not "
+                   "complete here")
             commands.append(f"python -m zss.run +experiment=voc_17_2_2 {data} "
-                            "data.train_set=train_aug data.test_set=val")
-        elif complete.get("VOC train") and complete.get("VOC val"):
-            commands.append(f"python -m zss.run +experiment=voc_17_2_2 {data} "
-                            "data.train_set=train data.test_set=val")
+                            f"data.train_set={lists} data.test_set=val{why}")
     ctx = root / "context" if (root / "context").is_dir() else root
     if (ctx / "trainval").is_dir():
         for name, list_name in (("Context train", "train"), ("Context val", "val")):
@@ -345,7 +346,9 @@ def check(root: Path) -> bool:
             _say(row)
         if complete.get("Context train") and complete.get("Context val"):
             base = f"python -m zss.run +experiment=context_31_2_2 paths.data_dir={ctx}"
-            commands.append(base)
+            commands.append(f"{base}   # keeps only the images whose pixels are all in its 33 "
+                            "classes, as the original code: data.dataset.drop_images=null keeps "
+                            "all (docs/data.md)")
             if (ctx / "labels-context33").is_dir():  # the experiment's class set
                 commands.append(f"{base} data.dataset.label_dir={ctx / 'labels-context33'}")
     if not complete:
@@ -353,7 +356,8 @@ def check(root: Path) -> bool:
         ok = False
     _say("check: " + ("passed" if ok else "FAILED (see the rows above)"))
     if ok and commands:
-        _say("these runs now work:\n" + "\n".join(f"  {c}" for c in commands))
+        _say("these runs now work (add trainer=gpu on a GPU; +debug=cpu for a short check on "
+             "a CPU):\n" + "\n".join(f"  {c}" for c in commands))
     return ok
 
 
