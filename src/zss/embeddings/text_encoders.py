@@ -13,6 +13,7 @@ Face's ``HF_HOME``) ahead of runs without network.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -102,9 +103,10 @@ def _load_clip(model: str, pretrained: str | None) -> tuple[Any, Any]:
     import torch
 
     try:
-        with torch.random.fork_rng(devices=[]):  # a random tower: the same one every time
-            torch.manual_seed(0)
+        with torch.random.fork_rng(devices=[]), _quiet_root_logger():
+            torch.manual_seed(0)  # a random tower: the same one every time
             net = open_clip.create_model(model, pretrained=pretrained, device="cpu")
+            tokenizer = open_clip.get_tokenizer(model)
     except (RuntimeError, OSError) as err:
         fetch = (prepare_command(_clip_prefetch_name(*CLIP_DEFAULT))
                  if (model, pretrained) == CLIP_DEFAULT else
@@ -115,7 +117,20 @@ def _load_clip(model: str, pretrained: str | None) -> tuple[Any, Any]:
             f"Face cache (HF_HOME, default ~/.cache/huggingface) and not downloadable "
             f"({type(err).__name__}: {err}). Fetch them ahead: {fetch}."
         ) from err
-    return net.eval(), open_clip.get_tokenizer(model)
+    return net.eval(), tokenizer
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """open_clip reports each step of building a model at INFO on the *root* logger (ten lines
+    per run under Hydra's logging); keep only its warnings while it builds."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _encode_clip(handle: tuple[Any, Any], texts: Sequence[str]) -> np.ndarray:
