@@ -45,6 +45,10 @@ def report(root: str | Path) -> tuple[Path, str]:
     written = plots(jobs, out)
     if written:
         text += "\nPlots: " + ", ".join(p.name for p in written) + "\n"
+    if (not any(p.name == "training_curves.png" for p in written)
+            and any(j.path.glob("csv/version_*/metrics.csv") for j in jobs)):
+        text += ("No training_curves.png: no job logged a training loss (each ran fewer steps "
+                 "than trainer.log_every_n_steps).\n")
     (out / "results.md").write_text(text)
     return out, text
 

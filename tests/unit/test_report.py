@@ -66,3 +66,24 @@ def test_the_report_names_each_jobs_source_and_width_and_plots_the_sources(tmp_p
         "clip_vit_b16\nj=20", "glove_6b_50d\nj=20", "glove_6b_50d\nj=50"]
     heights = sorted(round(p.get_height(), 3) for p in ax.patches)
     assert heights == sorted([40.0, 50.0, 60.0, 30.0, 40.0, 50.0, 20.0, 30.0, 40.0])
+
+
+def test_the_report_says_why_it_draws_no_training_curves(tmp_path):
+    """Jobs whose CSV logs hold no training loss (runs shorter than log_every_n_steps): the
+    report says why training_curves.png is missing; with a logged loss it is drawn."""
+    from zss.report import report
+
+    for n in range(2):
+        job = tmp_path / str(n)
+        (job / "csv" / "version_0").mkdir(parents=True)
+        (job / "csv" / "version_0" / "metrics.csv").write_text(
+            "epoch,step,val/fcn_je/miou\n0,3,0.5\n")
+        (job / "metrics.json").write_text(json.dumps({
+            "status": "finished", "metrics": {"test/fcn_je/miou": 0.25 + n / 10}}))
+    out, text = report(tmp_path)
+    assert "No training_curves.png: no job logged a training loss" in text
+    assert not (out / "training_curves.png").exists()
+    (tmp_path / "0" / "csv" / "version_0" / "metrics.csv").write_text(
+        "epoch,step,train/fcn_je/loss\n0,1,0.9\n0,2,0.7\n")
+    out, text = report(tmp_path)
+    assert (out / "training_curves.png").is_file() and "No training_curves.png" not in text
