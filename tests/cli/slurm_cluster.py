@@ -9,7 +9,8 @@ matter), no GPU, no accounting storage; processes are tracked without cgroups
 waits ``cred_expire`` seconds (``AuthInfo``, 120 by default) before it may start again: 5
 here, and ``KillWait=2`` (30 by default) between SIGTERM and SIGKILL.
 
-By hand: ``python tests/cli/slurm_cluster.py DIR`` starts one and prints its ``SLURM_CONF``.
+By hand: ``python tests/cli/slurm_cluster.py DIR`` starts one and prints its ``SLURM_CONF``;
+``... DIR --stop`` stops it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -169,7 +169,14 @@ def _ours(root: Path) -> list[int]:
             continue
         if str(root) in cwd or str(root) in cmd:
             pids.append(int(proc.name))
-    return [p for p in pids if p != os.getpid()]
+    ancestors, pid = set(), os.getpid()  # this process and the shell that started it by hand
+    while pid > 1 and pid not in ancestors:
+        ancestors.add(pid)
+        try:
+            pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return [p for p in pids if p not in ancestors]
 
 
 def _end(pids: list[int], seconds: float) -> None:
@@ -215,5 +222,22 @@ def stop(root: Path, env: dict[str, str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    folder = Path(sys.argv[1]).resolve()
-    print(f"SLURM_CONF={start(folder)['SLURM_CONF']}")
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python tests/cli/slurm_cluster.py",
+        description="Start (or --stop) the tests' single-node SLURM, configured in DIR "
+                    "(installs slurm-wlm and munge when missing: root with apt only).")
+    parser.add_argument("dir", metavar="DIR", help="its folder (created)")
+    parser.add_argument("--stop", action="store_true",
+                        help="cancel its jobs and stop its daemons")
+    args = parser.parse_args()
+    folder = Path(args.dir).resolve()
+    if args.stop:
+        stop(folder)
+        print(f"stopped the SLURM of {folder}")
+    else:
+        conf = start(folder)["SLURM_CONF"]
+        print(f"export SLURM_CONF={conf}   # for sbatch / sinfo / python -m zss.run "
+              f"+launcher=slurm; partition cpu\n"
+              f"stop it with: python tests/cli/slurm_cluster.py {args.dir} --stop")
