@@ -89,8 +89,11 @@ def main() -> None:
     experiments = PEERS if args.peers else EXPERIMENTS
     (device, peak), = PEAK_TFLOPS.items()
     print(f"GPU-hours on one {device} at {args.efficiency:.0%} of {peak} TFLOP/s (an "
-          "estimate: FLOPs counted on the CPU, efficiency assumed)\n")
-    head = f"{'experiment':<32}{'jobs':>5}{'stage-1 steps':>15}{'stage-2 steps':>15}" \
+          "estimate: FLOPs counted on the CPU, efficiency assumed). Steps are image-steps "
+          "(one image through a training step; a batch of 16 is 16) and upper bounds: every "
+          "training image counted, before a protocol drops images with classes a stage may "
+          "not see\n")
+    head = f"{'experiment':<32}{'jobs':>5}{'stage-1 img-steps':>19}{'stage-2 img-steps':>19}" \
            f"{'forward':>10}{'GPU-h':>8}"
     print(head + "\n" + "-" * len(head))
     total = 0.0
@@ -101,9 +104,9 @@ def main() -> None:
         hours = flops / (args.efficiency * peak * 1e12) / 3600
         total += hours
         skipped = f"  (+{p['skipped']} skipped: no table)" if p["skipped"] else ""
-        print(f"{experiment:<32}{p['jobs']:>5}{p['stage1']:>15,}{p['stage2']:>15,}"
+        print(f"{experiment:<32}{p['jobs']:>5}{p['stage1']:>19,}{p['stage2']:>19,}"
               f"{p['forward']:>10,}{hours:>8.1f}{skipped}")
-    print("-" * len(head) + f"\n{'all':<32}{'':>45}{total:>8.1f}\n")
+    print("-" * len(head) + f"\n{'all':<32}{'':>53}{total:>8.1f}\n")
     print("Commands (add paths.data_dir=... trainer=gpu):")
     for experiment in experiments:
         print(f"  python -m zss.run +experiment={experiment}")
