@@ -28,7 +28,7 @@ demo: $(STAMP) ## Train + evaluate SZN offline on generated data (about 1 min on
 # pytest-xdist workers; each module's tests stay in one worker (its shared runs are made once)
 TEST_WORKERS ?= 2
 
-test: $(STAMP) ## Run the whole test suite, 2 workers, about 5 min on 2 idle cores (TEST_WORKERS=N; installs first when needed)
+test: $(STAMP) ## Run the whole test suite, 2 workers, about 9 min on 2 idle cores (TEST_WORKERS=N; installs first when needed)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## The unit tests (tests/unit), about 20 s: for development
