@@ -31,7 +31,7 @@ TEST_WORKERS ?= 2
 test: $(STAMP) ## Run the whole test suite, 2 workers, about 9 min on 2 idle cores (TEST_WORKERS=N; installs first when needed)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
-test-fast: $(STAMP) ## The unit tests (tests/unit), about 20 s: for development
+test-fast: $(STAMP) ## The unit tests (tests/unit), about 35 s: for development
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile tests/unit $(PYTEST_ARGS)
 
 lint: $(STAMP) ## Lint with ruff
