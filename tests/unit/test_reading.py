@@ -39,6 +39,7 @@ def test_the_paper_pattern_is_stated_when_the_numbers_show_it():
 def test_other_outcomes_are_stated_as_they_are():
     text = explain(scores(0.05, 0.08, 0.06, 0.7, 0.65, prec=0.3), SPLIT)
     assert "does not transfer" in text and "between the two" in text
+    assert "the class vectors: random ones, e.g. embedding.pretrained=null" in text
     assert "generalises to classes it never saw" in text and "denser" not in text
     assert "most pixels it calls unseen are train_seen" in text
     text = explain(scores(0.0, 0.3, 0.1, 0.5, 0.3), SPLIT)

@@ -158,7 +158,9 @@ def explain(scores: Mapping[str, Mapping[str, float]], split: ClassSplit,
                     "visual-to-semantic map transfers to the unseen classes, but only partly.")
     else:
         said.append(f"Even SZN-PS reaches only {_pct(y)}{per_class}: in this run the embedding "
-                    "does not transfer to the unseen classes (train longer, or check the data).")
+                    "does not transfer to the unseen classes (train longer, or check the data and the "
+                    "class vectors: random ones, e.g. embedding.pretrained=null, carry nothing "
+                    "to transfer).")
     where = ("between the two" if min(x, y) <= a <= max(x, y)
              else "above both" if a > max(x, y) else "below both")
     said.append(f"SZN, with the learned seenmask, gets {_pct(a)}, {where}: it can only be "
