@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
-from zss.data.datasets.base import MAX_NAMED, ListSegmentation
+from zss.data.datasets.base import ListSegmentation
 from zss.data.files import DataError
 from zss.data.filters import stage1_indices, stage2_indices, stage_parts
 from zss.data.protocols import Protocol
@@ -280,26 +280,10 @@ class ZSSDataModule(L.LightningDataModule):
             f"split is never used for that). {why}")
 
     def describe(self) -> str:
-        """One line for the run log, e.g. ``split voc_17_2_2 on 'train' (49 images; 2 left
-        out, their label all void: 2007_000032, 2007_000039): stage 1: 31 train / 3 held-out
-        images; …``; a dataset rule that drops images adds e.g. ``(5 images; 12 dropped by
-        data.dataset.drop_images=other_classes…)`` to each list."""
-        s = self.summary()
-        void = ""
-        if self.all_void:
-            base = self._train_base
-            shown = [self._id(base, i) for i in self.all_void[:MAX_NAMED]]  # type: ignore[arg-type]
-            void = (f"; {len(self.all_void)} left out, their label all void: "
-                    + ", ".join(shown) + (", …" if len(self.all_void) > MAX_NAMED else ""))
-        dropped = dict.fromkeys(("train", "test"), "")
-        for k, n in s.get("dropped_outside_class_set", {}).items():
-            rule = getattr(self._train_base, "drop_images", None)  # one factory: one rule
-            dropped[k] = f"; {n} dropped by data.dataset.drop_images={rule}"
-        return (f"split {self.split.name}, {self.protocol.describe(self.split)}, on '{self.train_set}' "
-                f"({s['train_list']} images{dropped['train']}{void}): "
-                f"stage 1: {s['stage1_train']} train / {s['stage1_val']} held-out images; "
-                f"stage 2: {s['stage2_train']} train / {s['stage2_val']} held-out images; "
-                f"test '{self.test_set}': {s['test']} images{dropped['test']}")
+        """One line for the run log: :func:`zss.data.data_log.describe_data`."""
+        from zss.data.data_log import describe_data
+
+        return describe_data(self)
 
     # ---- loaders ----
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool,
